@@ -1,0 +1,310 @@
+"""The worker: reserves jobs in batches, runs them within a concurrency limit,
+keeps their leases, acks outcomes in batches, and shuts down gracefully.
+
+Roles, each in its own module: fetching and running live here; leases in
+:mod:`~conveyor.worker.leases`, acks in :mod:`~conveyor.worker.acker`, task
+execution in :mod:`~conveyor.worker.runner` and :mod:`~conveyor.worker.executors`.
+The worker knows the :class:`~conveyor.drivers.base.Driver` interface only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from conveyor.codec import Codec, get_codec
+from conveyor.core.registry import Registry
+from conveyor.drivers.base import Driver, Outcome, OutcomeKind, Reserved
+from conveyor.worker.acker import Acker
+from conveyor.worker.config import WorkerConfig
+from conveyor.worker.executors import Executors
+from conveyor.worker.leases import LeaseKeeper
+from conveyor.worker.runner import CANCELLED, LOST, SHUTDOWN, Runner
+
+log = logging.getLogger("conveyor.worker")
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    reserved: int = 0
+    succeeded: int = 0
+    retried: int = 0
+    dead: int = 0
+    cancelled: int = 0
+    released: int = 0
+    fenced: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.dead + self.cancelled
+
+
+class Worker:
+    """One worker process's engine. ``await worker.run()`` until stopped (or drained in burst)."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        registry: Registry,
+        config: WorkerConfig,
+        codec: Codec | None = None,
+    ) -> None:
+        self.driver = driver
+        self.registry = registry
+        self.config = config
+        self.codec = codec or get_codec(config.codec)
+        self.stats = WorkerStats()
+        self.executors = Executors(config)
+        self.runner = Runner(driver, self.codec, registry, config, self.executors)
+        self.leases = LeaseKeeper(driver, config.lease_seconds, self._lease_lost, self._cancel)
+        self.acker = Acker(driver, config.ack_batch_size, config.ack_interval, self._acked)
+        self._buffer: deque[Reserved] = deque()
+        self._slot_waiters: deque[asyncio.Future[Reserved | None]] = deque()
+        self._slots: list[asyncio.Task[None]] = []
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._space = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._done = asyncio.Event()
+        self._cancel_requested: set[str] = set()
+        self._started_jobs = 0
+        self._inflight = 0
+
+    # -- control ---------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop reserving; finish in-flight jobs within ``shutdown_grace``."""
+        self._stopping.set()
+        self._space.set()
+
+    @property
+    def held(self) -> int:
+        """Jobs reserved and not yet finished running (acks may still be on their way)."""
+        return self._inflight
+
+    async def run(self) -> WorkerStats:
+        """Run until :meth:`stop` (or, in burst mode, until nothing is due)."""
+        cfg = self.config
+        await self.driver.connect()
+        self.acker.start()
+        self.leases.start()
+        self._slots = [
+            asyncio.create_task(self._slot(), name=f"conveyor-slot-{i}")
+            for i in range(cfg.concurrency)
+        ]
+        try:
+            await self._fetch()
+        finally:
+            await self._shutdown()
+        return self.stats
+
+    # -- fetching ----------------------------------------------------------------
+
+    async def _fetch(self) -> None:
+        cfg = self.config
+        capacity = cfg.capacity
+        low_water = max(1, capacity // 8)
+        poll = 0.001
+        stopping = self._stopping
+        while not stopping.is_set():
+            if cfg.max_jobs is not None and self._started_jobs >= cfg.max_jobs:
+                break
+            want = capacity - self.held
+            if cfg.max_jobs is not None:
+                want = min(want, cfg.max_jobs - self.stats.reserved)
+            if want < low_water and self.held:
+                self._space.clear()
+                await self._space.wait()
+                continue
+            try:
+                jobs = await self.driver.reserve(cfg.queues, want, cfg.lease_seconds, cfg.worker_id)
+            except Exception as exc:
+                log.warning("reserve failed, retrying in %.2fs: %s", poll, exc)
+                await self._pause(max(poll, 0.1))
+                poll = min(max(poll, 0.1) * 2, 5.0)
+                continue
+            if jobs:
+                poll = 0.001
+                self._hand_out(jobs)
+                continue
+            if cfg.burst:
+                if self.held == 0:
+                    await self.acker.flush()
+                    if self.held == 0 and not self.leases.held and not await self._due_now():
+                        break
+                self._space.clear()
+                await self._space.wait()
+                continue
+            await self._wait_for_work(poll)
+            poll = min(poll * 2, cfg.idle_poll_max)
+
+    async def _due_now(self) -> bool:
+        jobs = await self.driver.reserve(
+            self.config.queues,
+            self.config.capacity,
+            self.config.lease_seconds,
+            self.config.worker_id,
+        )
+        if jobs:
+            self._hand_out(jobs)
+            return True
+        return False
+
+    async def _wait_for_work(self, timeout: float) -> None:
+        waiter = asyncio.ensure_future(self.driver.wait_for_work(self.config.queues, timeout))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((waiter, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (waiter, stop):
+                if not fut.done():
+                    fut.cancel()
+            for fut in (waiter, stop):
+                try:
+                    await fut
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    def _hand_out(self, jobs: list[Reserved]) -> None:
+        held = self.leases.held
+        self.stats.reserved += len(jobs)
+        self._inflight += len(jobs)
+        waiters = self._slot_waiters
+        for rj in jobs:
+            held[rj.id] = rj.token
+            while waiters:
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(rj)
+                    break
+            else:
+                self._buffer.append(rj)
+
+    # -- running -----------------------------------------------------------------
+
+    async def _next(self) -> Reserved | None:
+        if self._buffer:
+            return self._buffer.popleft()
+        if self._stopping.is_set():
+            return None
+        fut: asyncio.Future[Reserved | None] = asyncio.get_running_loop().create_future()
+        self._slot_waiters.append(fut)
+        return await fut
+
+    async def _slot(self) -> None:
+        runner = self.runner
+        acker = self.acker
+        me = asyncio.current_task()
+        assert me is not None
+        while True:
+            rj = await self._next()
+            if rj is None:
+                return
+            self._started_jobs += 1
+            if rj.id in self._cancel_requested:
+                self._cancel_requested.discard(rj.id)
+                acker.add(runner._cancelled(rj))
+                self._slot_done()
+                continue
+            self._running[rj.id] = me
+            try:
+                outcome = await runner.run(rj)
+            finally:
+                self._running.pop(rj.id, None)
+                self._slot_done()
+            if outcome is None:
+                self._forget(rj.id)
+            else:
+                acker.add(outcome)
+
+    def _slot_done(self) -> None:
+        self._inflight -= 1
+        self._space.set()
+
+    def _forget(self, job_id: str) -> None:
+        self.leases.held.pop(job_id, None)
+        self._space.set()
+
+    def _acked(self, outcome: Outcome, ok: bool) -> None:
+        self._forget(outcome.id)
+        stats = self.stats
+        if not ok:
+            stats.fenced += 1
+            log.warning("job.fenced id=%s: lease lost, outcome discarded", outcome.id)
+            return
+        kind = outcome.kind
+        if kind is OutcomeKind.SUCCEEDED:
+            stats.succeeded += 1
+        elif kind is OutcomeKind.RETRY:
+            stats.retried += 1
+        elif kind is OutcomeKind.DEAD:
+            stats.dead += 1
+        elif kind is OutcomeKind.CANCELLED:
+            stats.cancelled += 1
+        elif kind is OutcomeKind.RELEASE:
+            stats.released += 1
+
+    def _interrupt(self, job_id: str, reason: str) -> bool:
+        ctx = self.runner.running.get(job_id)
+        if ctx is not None:
+            ctx._cancelled.set()
+        slot = self._running.get(job_id)
+        if slot is None or ctx is None:
+            return False
+        task = self.registry.get(ctx.task)
+        if task is not None and task.mode.value == "async":
+            self.runner.interrupts[job_id] = reason
+            slot.cancel()
+        return True
+
+    def _cancel(self, job_id: str) -> None:
+        if not self._interrupt(job_id, CANCELLED):
+            self._cancel_requested.add(job_id)
+
+    def _lease_lost(self, job_id: str) -> None:
+        for i, rj in enumerate(self._buffer):
+            if rj.id == job_id:
+                del self._buffer[i]
+                self._slot_done()
+                break
+        self._interrupt(job_id, LOST)
+
+    # -- shutdown ----------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        cfg = self.config
+        self._stopping.set()
+        # unstarted jobs go back without using an attempt
+        while self._buffer:
+            rj = self._buffer.popleft()
+            self._inflight -= 1
+            self.acker.add(Outcome(rj.id, rj.token, OutcomeKind.RELEASE))
+        for fut in self._slot_waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._slot_waiters.clear()
+        busy = [t for t in self._slots if not t.done()]
+        if busy:
+            _, pending = await asyncio.wait(busy, timeout=cfg.shutdown_grace)
+            if pending:
+                log.warning(
+                    "worker.shutdown %d jobs still running after grace; releasing", len(pending)
+                )
+                for job_id, slot in list(self._running.items()):
+                    token = self.leases.held.get(job_id)
+                    self.runner.interrupts[job_id] = SHUTDOWN
+                    slot.cancel()
+                    if token is not None:
+                        self.acker.add(Outcome(job_id, token, OutcomeKind.RELEASE))
+                await asyncio.wait(pending, timeout=5)
+        await self.leases.stop()
+        await self.acker.close()
+        await self.executors.close(timeout=5)
+        self._done.set()
