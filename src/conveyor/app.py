@@ -13,13 +13,13 @@ import msgspec
 
 from conveyor.codec import Codec, get_codec
 from conveyor.core import dispatch as _dispatch
-from conveyor.core.clock import Clock
+from conveyor.core.clock import Clock, ManualClock
 from conveyor.core.dispatch import Dispatch
 from conveyor.core.handle import TaskHandle
 from conveyor.core.job import WIRE_VERSION, Envelope, JobInfo, JobStatus, new_job_id
 from conveyor.core.registry import registry as _registry
 from conveyor.core.task import Backoff, TaskDef, _Decorator, make_task
-from conveyor.drivers import create_driver
+from conveyor.drivers import check_url, create_driver
 from conveyor.drivers.base import Driver, NewJob, QueueStats, SupportsTransactionalEnqueue
 from conveyor.exceptions import ArgumentError, ConfigurationError, PayloadTooLargeError
 from conveyor.settings import Settings
@@ -63,7 +63,11 @@ class Conveyor:
         self.settings = settings
         self.url = settings.url
         self.eager = eager
+        if eager and clock is None:
+            # inline runs never wait on the wall clock: drain() jumps over delays and backoffs
+            clock = ManualClock()
         self.clock = clock
+        check_url(self.url)  # fail fast on a bad URL; nothing connects yet
         if eager and not self.url.startswith("memory://"):
             raise ConfigurationError("eager mode runs on memory:// only")
         self.codec: Codec = get_codec(settings.codec)

@@ -24,6 +24,7 @@ class JobContext:
         max_attempts: int,
         _reporter: ProgressReporter | None = None,
         _loop: asyncio.AbstractEventLoop | None = None,
+        cancel_flag: threading.Event | None = None,
     ) -> None:
         self.id = id
         self.task = task
@@ -32,7 +33,8 @@ class JobContext:
         self.max_attempts = max_attempts
         self._reporter = _reporter
         self._loop = _loop
-        self._event: threading.Event | None = None
+        # a flag owned elsewhere (a process-pool child shares one with its parent)
+        self._event: threading.Event | None = cancel_flag
 
     def __repr__(self) -> str:
         return f"JobContext(id={self.id!r}, task={self.task!r}, attempt={self.attempt})"

@@ -34,12 +34,12 @@ def known_schemes() -> list[str]:
     return sorted(_DRIVERS)
 
 
-def create_driver(url: str, **options: Any) -> Driver:
-    """Build the driver for ``url`` (not connected yet).
+def check_url(url: str) -> str:
+    """Validate ``url``'s shape and scheme without importing anything; return the scheme."""
+    return _entry(url)[0]
 
-    Raises:
-        ConfigurationError: malformed URL, unknown scheme, or the driver's extra missing.
-    """
+
+def _entry(url: str) -> tuple[str, _Entry]:
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(
             f"bad broker URL {url!r}: expected scheme://..., e.g. sqlite:///conveyor.db"
@@ -54,6 +54,16 @@ def create_driver(url: str, **options: Any) -> Driver:
         raise ConfigurationError(
             f"unknown URL scheme {scheme!r} in {url!r}; known: {', '.join(known_schemes())}"
         )
+    return scheme, entry
+
+
+def create_driver(url: str, **options: Any) -> Driver:
+    """Build the driver for ``url`` (not connected yet).
+
+    Raises:
+        ConfigurationError: malformed URL, unknown scheme, or the driver's extra missing.
+    """
+    scheme, entry = _entry(url)
     for requirement in entry.requires:
         try:
             importlib.import_module(requirement)
@@ -66,4 +76,4 @@ def create_driver(url: str, **options: Any) -> Driver:
     return cls.from_url(url, **options)
 
 
-__all__ = ["Driver", "create_driver", "known_schemes"]
+__all__ = ["Driver", "check_url", "create_driver", "known_schemes"]

@@ -155,6 +155,11 @@ class MemoryDriver(Driver):
             rec.run_at = now
             self._push(rec, now)
 
+    def _status(self, rec: _Record, now: float) -> JobStatus:
+        if rec.status is JobStatus.SCHEDULED and rec.run_at <= now:
+            return JobStatus.QUEUED
+        return rec.status
+
     def _expired(self, rec: _Record, now: float) -> bool:
         return rec.expires_at is not None and rec.expires_at <= now
 
@@ -329,6 +334,11 @@ class MemoryDriver(Driver):
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise TimeoutError(f"job {job_id} not finished after {timeout}s") from None
+        finally:
+            # a waiter left behind would be woken on its (maybe closed) loop by complete()
+            waiters = self._finish_waiters.get(job_id, [])
+            if fut in waiters:
+                waiters.remove(fut)
         rec = self.jobs.get(job_id)
         return None if rec is None else rec.info()
 
@@ -362,12 +372,13 @@ class MemoryDriver(Driver):
         recs = [
             r
             for r in self.jobs.values()
-            if r.status is status
+            if self._status(r, now) is status
             and (queue is None or r.queue == queue)
             and not self._expired(r, now)
         ]
         recs.sort(key=lambda r: r.seq)
-        return [r.info() for r in recs[offset : offset + limit]]
+        # like get_job: a scheduled job that is due is reported (and listed) as queued
+        return [dataclasses.replace(r.info(), status=status) for r in recs[offset : offset + limit]]
 
     async def retry_dead(self, job_ids: Sequence[str] | None, queue: str | None = None) -> int:
         now = self.clock.now()
@@ -393,10 +404,13 @@ class MemoryDriver(Driver):
         return count
 
     async def purge(self, status: JobStatus, queue: str | None = None) -> int:
+        now = self.clock.now()
         doomed = [
             r.id
             for r in self.jobs.values()
-            if r.status is status and (queue is None or r.queue == queue)
+            if self._status(r, now) is status
+            and (queue is None or r.queue == queue)
+            and not self._expired(r, now)
         ]
         for job_id in doomed:
             del self.jobs[job_id]
@@ -419,7 +433,30 @@ class MemoryDriver(Driver):
 
     def next_due(self) -> float | None:
         """Earliest future due time or lease expiry, for a test clock to jump to."""
-        times = [q.delayed[0][0] for q in self._queues.values() if q.delayed]
-        if self._leases:
-            times.append(self._leases[0][0])
+        jobs = self.jobs
+        times: list[float] = []
+        for q in self._queues.values():
+            delayed = q.delayed
+            # drop entries left behind by cancels and re-pushes (heaps delete lazily)
+            while delayed:
+                _, _, job_id, version = delayed[0]
+                rec = jobs.get(job_id)
+                if rec is not None and rec.version == version and rec.status in _WAITING:
+                    times.append(delayed[0][0])
+                    break
+                heapq.heappop(delayed)
+        leases = self._leases
+        # a finished or renewed job leaves its old lease entry behind: skip those
+        while leases:
+            until, job_id, token = leases[0]
+            rec = jobs.get(job_id)
+            if (
+                rec is not None
+                and rec.status is JobStatus.ACTIVE
+                and rec.token == token
+                and rec.lease_until == until
+            ):
+                times.append(until)
+                break
+            heapq.heappop(leases)
         return min(times) if times else None

@@ -190,10 +190,10 @@ class Worker:
     # -- running -----------------------------------------------------------------
 
     async def _next(self) -> Reserved | None:
+        if self._stopping.is_set():
+            return None  # what is still buffered is released by _shutdown
         if self._buffer:
             return self._buffer.popleft()
-        if self._stopping.is_set():
-            return None
         fut: asyncio.Future[Reserved | None] = asyncio.get_running_loop().create_future()
         self._slot_waiters.append(fut)
         return await fut
