@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from conveyor.core.context import JobContext
-from conveyor.core.task import TaskDef
+from conveyor.core.registry import Registry
+from conveyor.core.task import Mode, TaskDef
 
 if TYPE_CHECKING:
     from conveyor.worker.config import WorkerConfig
@@ -29,13 +30,46 @@ class Executors:
     - process: in the process pool, whose child is killed and replaced at the deadline.
     """
 
-    def __init__(self, config: WorkerConfig) -> None:
+    def __init__(self, config: WorkerConfig, registry: Registry) -> None:
         self._config = config
+        self._registry = registry
         self._threads: ThreadPoolExecutor | None = None
         self._processes: ProcessPool | None = None
+        self._pool_lock: asyncio.Lock | None = None
+
+    def _process_modules(self) -> list[str]:
+        """Modules a child imports: the worker's own, plus those defining process tasks.
+
+        Both come from this worker's configuration and imports, never from a message.
+        """
+        modules = list(self._config.modules)
+        for name in self._registry.names():
+            task = self._registry.get(name)
+            if task is None or task.mode is not Mode.PROCESS:
+                continue
+            module = getattr(task.owner or task.fn, "__module__", "__main__")
+            if module not in ("__main__", "__mp_main__") and module not in modules:
+                modules.append(module)
+        return modules
 
     async def start(self) -> None:
-        pass
+        """Nothing to start up front: pools start on their first job (tests stay cheap)."""
+
+    async def _process_pool(self) -> ProcessPool:
+        if self._processes is not None:
+            return self._processes
+        if self._pool_lock is None:
+            self._pool_lock = asyncio.Lock()
+        async with self._pool_lock:  # jobs arriving while it starts share one pool
+            if self._processes is None:
+                from conveyor.worker.process_pool import ProcessPool
+
+                pool = ProcessPool(
+                    self._config.process_pool_size, self._process_modules(), self._config.codec
+                )
+                await pool.start()
+                self._processes = pool
+        return self._processes
 
     async def close(self, timeout: float) -> None:
         if self._threads is not None:
@@ -86,16 +120,10 @@ class Executors:
     async def run_process(
         self, task: TaskDef[Any, Any], raw_args: bytes, timeout: float | None, ctx: JobContext
     ) -> ProcessOutcome:
-        if self._processes is None:
-            from conveyor.worker.process_pool import ProcessPool
-
-            self._processes = ProcessPool(
-                self._config.process_pool_size, list(self._config.modules), self._config.codec
-            )
-            await self._processes.start()
+        pool = await self._process_pool()
         from conveyor.worker.process_pool import JobInfoLite
 
         job = JobInfoLite(ctx.id, ctx.task, ctx.queue, ctx.attempt, ctx.max_attempts)
-        return await self._processes.run(
+        return await pool.run(
             task.name, raw_args, job, timeout, ctx.report_progress, ctx._cancelled
         )

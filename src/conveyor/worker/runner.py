@@ -205,9 +205,14 @@ class Runner:
                 log.info("job.dead %s id=%s %s: %s", task.name, rj.id, error.type, error.message)
             return Outcome(rj.id, rj.token, OutcomeKind.DEAD, error=error)
         if delay is None:
-            delay = task.backoff_delay(
-                rj.attempts, self.config.backoff_base, self.config.backoff_cap
-            )
+            try:
+                delay = task.backoff_delay(
+                    rj.attempts, self.config.backoff_base, self.config.backoff_cap
+                )
+            except Exception:
+                # user code: a broken hook must not take the worker's slot down with it
+                log.exception("backoff of %s raised; using the default backoff", task.name)
+                delay = None
         if delay is None:
             base = task.backoff_base
             delay = full_jitter(

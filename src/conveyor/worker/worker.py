@@ -56,7 +56,7 @@ class Worker:
         self.config = config
         self.codec = codec or get_codec(config.codec)
         self.stats = WorkerStats()
-        self.executors = Executors(config)
+        self.executors = Executors(config, registry)
         self.runner = Runner(driver, self.codec, registry, config, self.executors)
         self.leases = LeaseKeeper(driver, config.lease_seconds, self._lease_lost, self._cancel)
         self.acker = Acker(driver, config.ack_batch_size, config.ack_interval, self._acked)
@@ -87,6 +87,7 @@ class Worker:
         """Run until :meth:`stop` (or, in burst mode, until nothing is due)."""
         cfg = self.config
         await self.driver.connect()
+        await self.executors.start()
         self.acker.start()
         self.leases.start()
         self._slots = [
