@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import logging
 import typing
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 
     from conveyor.core.dispatch import DispatchBackend
     from conveyor.core.handle import TaskHandle
+
+log = logging.getLogger("conveyor.task")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -129,6 +133,16 @@ class TaskDef(Generic[P, R]):
         try:
             return self.signature.bind(*args, **kwargs).arguments
         except TypeError as exc:
+            # Signature.bind reports a missing argument before an unknown one, so a typo
+            # (``too=`` for ``to=``) would read "missing 'to'": name the typo instead
+            params = self.signature.parameters
+            if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                for key in kwargs:
+                    param = params.get(key)
+                    if param is None or param.kind is param.POSITIONAL_ONLY:
+                        raise ArgumentError(
+                            f"{self.name}(): got an unexpected keyword argument {key!r}"
+                        ) from None
             raise ArgumentError(f"{self.name}(): {exc}") from None
 
     # -- types, loaded lazily so forward references resolve ----------------------
@@ -211,17 +225,25 @@ class TaskDef(Generic[P, R]):
         if retry_on is not None and not isinstance(exc, retry_on):
             return False
         if self.owner is not None:
-            return bool(self.owner.should_retry(object.__new__(self.owner), exc))
+            verdict = self.owner.should_retry(object.__new__(self.owner), exc)
+            return True if verdict is None else bool(verdict)  # a stub body means "default"
         return True
 
     def backoff_delay(self, attempt: int, base: float, cap: float) -> float | None:
         """Seconds before the next attempt, or ``None`` for the app's default policy."""
+        hook: Callable[[int], Any] | None = None
         if self.owner is not None and self.owner.backoff is not Task.backoff:
-            return float(self.owner.backoff(object.__new__(self.owner), attempt))
-        backoff = self.options.backoff
-        if callable(backoff):
-            return float(backoff(attempt))
-        return None
+            hook = functools.partial(self.owner.backoff, object.__new__(self.owner))
+        elif callable(self.options.backoff):
+            hook = self.options.backoff
+        if hook is None:
+            return None
+        try:
+            value = hook(attempt)
+            return None if value is None else max(float(value), 0.0)
+        except Exception:
+            log.exception("backoff() of %s raised; using the default backoff", self.name)
+            return None
 
     @property
     def backoff_base(self) -> float | None:

@@ -513,14 +513,14 @@ class ProcessPool:
         cancelled: CancelFlag,
     ) -> _Done | Literal["timeout", "crashed"]:
         loop = asyncio.get_running_loop()
-        child.cancel.value = False
+        forwarded = cancelled.is_set()  # a cancel that came before the job is seen at once
+        child.cancel.value = forwarded
         child.progress = None
         try:
             child.to_child.send_bytes(_encode(run))
         except OSError:
             pass  # it just died; its EOF says the rest
         deadline = None if timeout is None else loop.time() + timeout
-        forwarded = False
         while True:
             child.wakeup.clear()
             if child.progress is not None:

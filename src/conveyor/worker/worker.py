@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from conveyor.codec import Codec, get_codec
+from conveyor.core.job import ErrorInfo
 from conveyor.core.registry import Registry
 from conveyor.drivers.base import Driver, Outcome, OutcomeKind, Reserved
 from conveyor.worker.acker import Acker
@@ -217,6 +218,14 @@ class Worker:
             self._running[rj.id] = me
             try:
                 outcome = await runner.run(rj)
+            except Exception as exc:  # a bug here must not lose the job or the slot
+                log.exception("worker.internal_error id=%s", rj.id)
+                outcome = Outcome(
+                    rj.id,
+                    rj.token,
+                    OutcomeKind.DEAD,
+                    error=ErrorInfo("WorkerError", f"{type(exc).__name__}: {exc}"),
+                )
             finally:
                 self._running.pop(rj.id, None)
                 self._slot_done()
