@@ -50,7 +50,8 @@ class _MsgspecCodec:
     def encode(self, value: Any) -> bytes:
         try:
             return self._encoder.encode(value)  # type: ignore[no-any-return]
-        except (TypeError, NotImplementedError) as exc:
+        except (TypeError, NotImplementedError, OverflowError) as exc:
+            # OverflowError: ints beyond 64 bits (msgpack), datetimes out of range
             raise TypeError(str(exc)) from None
 
     def decode(self, data: bytes, type: Any = Any) -> Any:

@@ -66,6 +66,16 @@ class JobContext:
         """``report_progress`` for sync tasks running in the worker's thread pool."""
         if self._loop is None:
             raise RuntimeError("report_progress_sync needs the worker's event loop")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            # waiting here for a coroutine scheduled on this very loop would deadlock it
+            raise RuntimeError(
+                "report_progress_sync() called on the event loop: in an async task use "
+                "`await current_job().report_progress(...)`"
+            )
         fut = asyncio.run_coroutine_threadsafe(self.report_progress(fraction, message), self._loop)
         fut.result()
 
