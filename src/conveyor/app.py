@@ -6,8 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
 import msgspec
 
@@ -18,7 +17,7 @@ from conveyor.core.dispatch import Dispatch
 from conveyor.core.handle import TaskHandle
 from conveyor.core.job import WIRE_VERSION, Envelope, JobInfo, JobStatus, new_job_id
 from conveyor.core.registry import registry as _registry
-from conveyor.core.task import Backoff, TaskDef, _Decorator, make_task
+from conveyor.core.task import TaskDef, TaskKwargs, _Decorator, make_task
 from conveyor.drivers import check_url, create_driver
 from conveyor.drivers.base import Driver, NewJob, QueueStats, SupportsTransactionalEnqueue
 from conveyor.exceptions import ArgumentError, ConfigurationError, PayloadTooLargeError
@@ -127,48 +126,10 @@ class Conveyor:
     @overload
     def task(self, fn: Callable[P, R], /) -> TaskDef[P, R]: ...
     @overload
-    def task(
-        self,
-        *,
-        name: str | None = None,
-        queue: str | None = None,
-        max_attempts: int | None = None,
-        timeout: float | timedelta | None = None,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] | None = None,
-        backoff: Backoff | None = None,
-        priority: int | None = None,
-        result_ttl: float | timedelta | None = None,
-        process: bool = False,
-    ) -> _Decorator: ...
-    def task(  # type: ignore[misc]  # mypy misreads the keyword-only overload
-        self,
-        fn: Callable[..., Any] | None = None,
-        /,
-        *,
-        name: str | None = None,
-        queue: str | None = None,
-        max_attempts: int | None = None,
-        timeout: float | timedelta | None = None,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] | None = None,
-        backoff: Backoff | None = None,
-        priority: int | None = None,
-        result_ttl: float | timedelta | None = None,
-        process: bool = False,
-    ) -> Any:
+    def task(self, /, **options: Unpack[TaskKwargs]) -> _Decorator: ...
+    def task(self, fn: Callable[..., Any] | None = None, /, **options: Unpack[TaskKwargs]) -> Any:
         """``@app.task``: like ``@conveyor.task``, with dispatches going to this app."""
-        return make_task(
-            fn,
-            app=self,
-            name=name,
-            queue=queue,
-            max_attempts=max_attempts,
-            timeout=timeout,
-            retry_on=retry_on,
-            backoff=backoff,
-            priority=priority,
-            result_ttl=result_ttl,
-            process=process,
-        )
+        return make_task(fn, self, options)
 
     # -- dispatching ---------------------------------------------------------------
 

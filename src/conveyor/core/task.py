@@ -10,7 +10,18 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypedDict,
+    TypeVar,
+    Unpack,
+    overload,
+)
 
 import msgspec
 
@@ -262,86 +273,59 @@ class _Decorator(Protocol):
     def __call__(self, fn: Callable[P, R]) -> TaskDef[P, R]: ...
 
 
+class TaskKwargs(TypedDict, total=False):
+    """The options ``@task(...)`` and ``@app.task(...)`` accept."""
+
+    name: str | None
+    queue: str | None
+    max_attempts: int | None
+    timeout: float | timedelta | None
+    retry_on: tuple[type[BaseException], ...] | type[BaseException] | None
+    backoff: Backoff | None
+    priority: int | None
+    result_ttl: float | timedelta | None
+    process: bool
+
+
 @overload
 def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> TaskDef[P, R]: ...
 @overload
 def task(fn: Callable[P, R], /) -> TaskDef[P, R]: ...
+
+
 @overload
-def task(
-    *,
-    name: str | None = None,
-    queue: str | None = None,
-    max_attempts: int | None = None,
-    timeout: float | timedelta | None = None,
-    retry_on: tuple[type[BaseException], ...] | type[BaseException] | None = None,
-    backoff: Backoff | None = None,
-    priority: int | None = None,
-    result_ttl: float | timedelta | None = None,
-    process: bool = False,
-) -> _Decorator: ...
-def task(
-    fn: Callable[..., Any] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    queue: str | None = None,
-    max_attempts: int | None = None,
-    timeout: float | timedelta | None = None,
-    retry_on: tuple[type[BaseException], ...] | type[BaseException] | None = None,
-    backoff: Backoff | None = None,
-    priority: int | None = None,
-    result_ttl: float | timedelta | None = None,
-    process: bool = False,
-    app: DispatchBackend | None = None,
-) -> Any:
+def task(**options: Unpack[TaskKwargs]) -> _Decorator: ...
+def task(fn: Callable[..., Any] | None = None, /, **options: Unpack[TaskKwargs]) -> Any:
     """Make a function a task. Use bare (``@task``) or with options (``@task(queue=...)``)."""
-    return make_task(
-        fn,
-        name=name,
-        queue=queue,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        retry_on=retry_on,
-        backoff=backoff,
-        priority=priority,
-        result_ttl=result_ttl,
-        process=process,
-        app=app,
-    )
+    return make_task(fn, None, options)
 
 
 def make_task(
-    fn: Callable[..., Any] | None,
-    *,
-    name: str | None = None,
-    queue: str | None = None,
-    max_attempts: int | None = None,
-    timeout: float | timedelta | None = None,
-    retry_on: tuple[type[BaseException], ...] | type[BaseException] | None = None,
-    backoff: Backoff | None = None,
-    priority: int | None = None,
-    result_ttl: float | timedelta | None = None,
-    process: bool = False,
-    app: DispatchBackend | None = None,
+    fn: Callable[..., Any] | None, app: DispatchBackend | None, options: TaskKwargs
 ) -> Any:
     """The untyped core of :func:`task` (also behind ``@app.task``)."""
+    unknown = set(options) - set(TaskKwargs.__annotations__)
+    if unknown:
+        raise TypeError(f"@task() got unexpected options: {', '.join(sorted(unknown))}")
+    retry_on = options.get("retry_on")
     if isinstance(retry_on, type):
         retry_on = (retry_on,)
-    options = TaskOptions(
-        queue=queue,
-        max_attempts=max_attempts,
-        timeout=_seconds(timeout),
+    task_options = TaskOptions(
+        queue=options.get("queue"),
+        max_attempts=options.get("max_attempts"),
+        timeout=_seconds(options.get("timeout")),
         retry_on=retry_on,
-        backoff=backoff,
-        priority=priority,
-        result_ttl=_seconds(result_ttl),
-        process=process,
+        backoff=options.get("backoff"),
+        priority=options.get("priority"),
+        result_ttl=_seconds(options.get("result_ttl")),
+        process=options.get("process", False),
     )
+    name = options.get("name")
 
     def wrap(f: Callable[..., Any]) -> TaskDef[Any, Any]:
         if isinstance(f, TaskDef) or not callable(f):
             raise ConfigurationError("@task decorates a function")
-        return TaskDef(f, name=name, options=options, app=app)
+        return TaskDef(f, name=name, options=task_options, app=app)
 
     return wrap if fn is None else wrap(fn)
 
