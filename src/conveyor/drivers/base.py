@@ -78,7 +78,7 @@ class OutcomeKind(IntEnum):
     RELEASE = 6  # never started (shutdown): back now, the attempt is given back
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per job on the hot path (3x cheaper)
 class Outcome:
     """The end of one delivery, quoted with the lease token."""
 

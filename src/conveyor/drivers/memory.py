@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import heapq
 import itertools
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +97,7 @@ class MemoryDriver(Driver):
         self._queues: dict[str, _Queue] = {}
         self._leases: list[tuple[float, str, str]] = []
         self._seq = itertools.count()
+        self._tokens = itertools.count(1)
         self._work_waiters: list[asyncio.Future[None]] = []
         self._finish_waiters: dict[str, list[asyncio.Future[None]]] = {}
 
@@ -216,7 +216,7 @@ class MemoryDriver(Driver):
                     continue
                 rec.status = JobStatus.ACTIVE
                 rec.attempts += 1
-                rec.token = secrets.token_hex(8)
+                rec.token = f"{next(self._tokens):x}"  # unique per driver: all fencing needs
                 rec.lease_until = now + lease
                 rec.version += 1
                 heapq.heappush(self._leases, (rec.lease_until, rec.id, rec.token))
