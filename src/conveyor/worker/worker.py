@@ -122,9 +122,10 @@ class Worker:
             try:
                 jobs = await self.driver.reserve(cfg.queues, want, cfg.lease_seconds, cfg.worker_id)
             except Exception as exc:
-                log.warning("reserve failed, retrying in %.2fs: %s", poll, exc)
-                await self._pause(max(poll, 0.1))
-                poll = min(max(poll, 0.1) * 2, 5.0)
+                backoff = min(max(poll, 0.1), 5.0)
+                log.warning("worker.reserve_failed retrying in %.2fs: %s", backoff, exc)
+                await self._pause(backoff)
+                poll = min(backoff * 2, 5.0)
                 continue
             if jobs:
                 poll = 0.001
@@ -132,9 +133,15 @@ class Worker:
                 continue
             if cfg.burst:
                 if self.held == 0:
-                    await self.acker.flush()
-                    if self.held == 0 and not self.leases.held and not await self._due_now():
-                        break
+                    try:
+                        await self.acker.flush()
+                        if self.held == 0 and not self.leases.held and not await self._due_now():
+                            break
+                    except Exception as exc:  # the broker is away: keep trying, don't quit
+                        log.warning("worker.reserve_failed retrying in 0.50s: %s", exc)
+                        await self._pause(0.5)
+                        continue
+                    continue
                 self._space.clear()
                 await self._space.wait()
                 continue
