@@ -13,7 +13,17 @@ ProgressReporter = Callable[[float, str | None], Awaitable[None]]
 class JobContext:
     """The running job, as seen from inside its task."""
 
-    __slots__ = ("_event", "_loop", "_reporter", "attempt", "id", "max_attempts", "queue", "task")
+    __slots__ = (
+        "_event",
+        "_loop",
+        "_reporter",
+        "_sync_reporter",
+        "attempt",
+        "id",
+        "max_attempts",
+        "queue",
+        "task",
+    )
 
     def __init__(
         self,
@@ -25,6 +35,7 @@ class JobContext:
         _reporter: ProgressReporter | None = None,
         _loop: asyncio.AbstractEventLoop | None = None,
         cancel_flag: threading.Event | None = None,
+        sync_reporter: Callable[[float, str | None], None] | None = None,
     ) -> None:
         self.id = id
         self.task = task
@@ -33,6 +44,8 @@ class JobContext:
         self.max_attempts = max_attempts
         self._reporter = _reporter
         self._loop = _loop
+        # where a sync task runs on a thread that may block (a process-pool child)
+        self._sync_reporter = sync_reporter
         # a flag owned elsewhere (a process-pool child shares one with its parent)
         self._event: threading.Event | None = cancel_flag
 
@@ -63,7 +76,12 @@ class JobContext:
             await self._reporter(fraction, message)
 
     def report_progress_sync(self, fraction: float, message: str | None = None) -> None:
-        """``report_progress`` for sync tasks running in the worker's thread pool."""
+        """``report_progress`` for sync tasks (thread pool or process pool)."""
+        if self._sync_reporter is not None:
+            if not 0.0 <= fraction <= 1.0:
+                raise ValueError("progress is a fraction between 0.0 and 1.0")
+            self._sync_reporter(fraction, message)
+            return
         if self._loop is None:
             raise RuntimeError("report_progress_sync needs the worker's event loop")
         try:

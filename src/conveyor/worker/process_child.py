@@ -116,14 +116,22 @@ async def _execute(run: _Run, codec: Codec, fd: int, flag: threading.Event) -> _
         if running:  # a thread the task left behind must not talk over the next job
             _write_frame(fd, _Progress(fraction, message))
 
+    def report_sync(fraction: float, message: str | None) -> None:
+        if running:
+            _write_frame(fd, _Progress(fraction, message))
+
     loop = asyncio.get_running_loop()
-    ctx = JobContext(*run.job, _reporter=report, _loop=loop, cancel_flag=flag)
+    ctx = JobContext(
+        *run.job, _reporter=report, _loop=loop, cancel_flag=flag, sync_reporter=report_sync
+    )
     set_current_job(ctx)
     try:
         if task.is_async:
             value = await task.invoke(positional, keywords)
         else:
-            value = await asyncio.to_thread(task.invoke, positional, keywords)
+            # a child runs one job at a time: a sync task may block this loop, which
+            # saves a thread hop per job (progress frames are written synchronously)
+            value = task.invoke(positional, keywords)
     except Retry as exc:
         return _failed("retry", exc, True, exc.delay)
     except Snooze as exc:
