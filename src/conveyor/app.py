@@ -57,8 +57,8 @@ class Conveyor:
             values["default_queue"] = default_queue
         if settings is None:
             settings = Settings(**values)
-        elif values:
-            settings = settings.model_copy(update=values)
+        elif values:  # validated like any other settings (model_copy would skip that)
+            settings = Settings.model_validate({**settings.model_dump(), **values})
         self.settings = settings
         self.url = settings.url
         self.eager = eager

@@ -53,3 +53,29 @@ async def test_result_waits_for_a_running_worker(memory_app: Conveyor) -> None:
     worker.stop()
     await running
     assert results == [i + i for i in range(50)]
+
+
+FAILED: list[BaseException] = []
+
+
+class ExplodeInProcess(conveyor.Task[None]):
+    process = True
+    max_attempts = 1
+
+    def handle(self, n: int) -> None:
+        raise ValueError(f"boom {n}")
+
+    async def failed(self, exc: BaseException) -> None:
+        FAILED.append(exc)
+
+
+@pytest.mark.slow
+async def test_failed_hook_runs_for_process_tasks(memory_app: Conveyor) -> None:
+    handle = await ExplodeInProcess(n=7).dispatch()
+    stats = await memory_app.worker(burst=True, process_pool_size=1).run()
+    assert stats.dead == 1
+    with pytest.raises(conveyor.TaskFailed, match="boom 7"):
+        await handle.result()
+    assert len(FAILED) == 1
+    assert isinstance(FAILED[0], conveyor.TaskFailed)
+    assert FAILED[0].exc_type == "ValueError"

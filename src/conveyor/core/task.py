@@ -253,7 +253,7 @@ class TaskDef(Generic[P, R]):
             value = hook(attempt)
             return None if value is None else max(float(value), 0.0)
         except Exception:
-            log.exception("backoff() of %s raised; using the default backoff", self.name)
+            log.exception("job.hook_failed %s: backoff() raised; default backoff", self.name)
             return None
 
     @property
@@ -347,10 +347,10 @@ class Task(Generic[R_co]):
     name: ClassVar[str | None] = None
     queue: ClassVar[str | None] = None
     max_attempts: ClassVar[int | None] = None
-    timeout: ClassVar[float | None] = None
+    timeout: ClassVar[float | timedelta | None] = None
     retry_on: ClassVar[tuple[type[BaseException], ...] | None] = None
     priority: ClassVar[int | None] = None
-    result_ttl: ClassVar[float | None] = None
+    result_ttl: ClassVar[float | timedelta | None] = None
     process: ClassVar[bool] = False
     definition: ClassVar[TaskDef[..., Any]]
 
@@ -364,10 +364,10 @@ class Task(Generic[R_co]):
         options = TaskOptions(
             queue=cls.queue,
             max_attempts=cls.max_attempts,
-            timeout=cls.timeout,
+            timeout=_seconds(cls.timeout),
             retry_on=cls.retry_on,
             priority=cls.priority,
-            result_ttl=cls.result_ttl,
+            result_ttl=_seconds(cls.result_ttl),
             process=cls.process,
         )
         cls.definition = TaskDef(handle, name=cls.name, options=options, owner=cls)

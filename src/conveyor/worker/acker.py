@@ -75,7 +75,7 @@ class Acker:
                 try:
                     done = await self._driver.complete(batch)
                 except Exception as exc:
-                    log.warning("ack failed, retrying in %.2fs: %s", delay, exc)
+                    log.warning("worker.ack_failed retrying in %.2fs: %s", delay, exc)
                     self._pending[:0] = batch
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)

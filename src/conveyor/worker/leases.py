@@ -66,4 +66,4 @@ class LeaseKeeper:
             try:
                 await self.renew_now()
             except Exception as exc:
-                log.warning("lease renewal failed: %s", exc)
+                log.warning("worker.renew_failed: %s", exc)

@@ -24,9 +24,9 @@ from conveyor.core.registry import Registry
 from conveyor.core.signals import Fail, Retry, Snooze
 from conveyor.core.task import Mode, TaskDef
 from conveyor.drivers.base import Driver, Outcome, OutcomeKind, Reserved
-from conveyor.exceptions import DecodeError
+from conveyor.exceptions import DecodeError, TaskFailed
 from conveyor.worker.config import WorkerConfig
-from conveyor.worker.executors import Executors
+from conveyor.worker.executors import Executors, TaskTimeoutError
 
 log = logging.getLogger("conveyor.worker")
 
@@ -191,16 +191,17 @@ class Runner:
             try:
                 retryable = task.should_retry(exc)
             except Exception:
-                log.exception("should_retry of %s raised; not retrying", task.name)
+                log.exception("job.hook_failed %s: should_retry() raised; not retrying", task.name)
                 retryable = False
         if retryable is False:
             final = True
         if final:
-            if exc is not None:
-                try:
-                    await task.on_failed(exc)
-                except Exception:
-                    log.exception("failed() hook of %s raised", task.name)
+            if exc is None:  # from a process-pool child: its exception stayed over there
+                exc = TaskFailed(rj.id, error.type, error.message, error.traceback)
+            try:
+                await task.on_failed(exc)
+            except Exception:
+                log.exception("job.hook_failed %s: failed() raised", task.name)
             if self._info:
                 log.info("job.dead %s id=%s %s: %s", task.name, rj.id, error.type, error.message)
             return Outcome(rj.id, rj.token, OutcomeKind.DEAD, error=error)
@@ -211,7 +212,7 @@ class Runner:
                 )
             except Exception:
                 # user code: a broken hook must not take the worker's slot down with it
-                log.exception("backoff of %s raised; using the default backoff", task.name)
+                log.exception("job.hook_failed %s: backoff() raised; default backoff", task.name)
                 delay = None
         if delay is None:
             base = task.backoff_base
@@ -254,9 +255,14 @@ class Runner:
         if kind == "retry":
             return await self._failure(rj, env, task, None, error, retryable=True, delay=out.delay)
         if kind == "timeout":
-            error = ErrorInfo(
-                "conveyor.worker.executors.TaskTimeoutError",
-                f"task exceeded its timeout of {env.timeout:g}s; its process was killed",
+            timeout_exc = TaskTimeoutError(
+                f"task exceeded its timeout of {env.timeout:g}s; its process was killed"
             )
-            return await self._failure(rj, env, task, None, error, retryable=True)
+            error = ErrorInfo("conveyor.worker.executors.TaskTimeoutError", str(timeout_exc))
+            try:  # retry_on / should_retry judge a process timeout like any other
+                retryable = task.should_retry(timeout_exc)
+            except Exception:
+                log.exception("job.hook_failed %s: should_retry() raised", task.name)
+                retryable = False
+            return await self._failure(rj, env, task, None, error, retryable=retryable)
         return await self._failure(rj, env, task, None, error, retryable=out.retryable)
