@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conveyor.drivers import Driver, create_driver
+from tests.contract import redis_isolation, sql_isolation
 
 REQUIRE_SERVICES_ENV = "CONVEYOR_REQUIRE_SERVICES"
 
@@ -50,12 +52,15 @@ class DriverSpec:
         url_env: for server-backed drivers, the variable that overrides the URL.
         shared: whether two driver instances built from the same URL see the same jobs
             (false for ``memory://``, whose "second worker" is then the same instance).
+        isolate: for a shared server, turns the URL into one private to a test (its own
+            schema or table prefix, migrated) for the duration of the block.
     """
 
     name: str
     url: Callable[[Path], str]
     url_env: str | None = None
     shared: bool = True
+    isolate: Callable[[str], AbstractAsyncContextManager[str]] | None = None
 
     def broker_url(self, tmp_path: Path) -> str:
         if self.url_env and os.environ.get(self.url_env):
@@ -70,10 +75,24 @@ class DriverSpec:
 DRIVERS: tuple[DriverSpec, ...] = (
     DriverSpec("memory", lambda tmp: "memory://", shared=False),
     DriverSpec("sqlite", lambda tmp: f"sqlite:///{tmp / 'conveyor.db'}"),
-    # A server-backed driver, when it exists, is added like this:
-    # DriverSpec(
-    #     "redis", lambda tmp: "redis://localhost:6379/15", url_env="CONVEYOR_TEST_REDIS_URL"
-    # ),
+    DriverSpec(
+        "postgresql",
+        lambda tmp: sql_isolation.POSTGRES_URL,
+        url_env="CONVEYOR_TEST_POSTGRES_URL",
+        isolate=sql_isolation.postgres_schema,
+    ),
+    DriverSpec(
+        "mysql",
+        lambda tmp: sql_isolation.MYSQL_URL,
+        url_env="CONVEYOR_TEST_MYSQL_URL",
+        isolate=sql_isolation.mysql_prefix,
+    ),
+    DriverSpec(
+        "redis",
+        lambda tmp: redis_isolation.REDIS_URL,
+        url_env="CONVEYOR_TEST_REDIS_URL",
+        isolate=redis_isolation.private_prefix,
+    ),
 )
 
 
@@ -104,11 +123,15 @@ def driver_spec(request: pytest.FixtureRequest) -> DriverSpec:
 
 
 @pytest.fixture
-def broker_url(driver_spec: DriverSpec, tmp_path: Path) -> str:
+async def broker_url(driver_spec: DriverSpec, tmp_path: Path) -> AsyncIterator[str]:
     url = driver_spec.broker_url(tmp_path)
     if driver_spec.needs_server:
         require_service(driver_spec.name, url)
-    return url
+    if driver_spec.isolate is None:
+        yield url
+        return
+    async with driver_spec.isolate(url) as private:
+        yield private
 
 
 @pytest.fixture

@@ -25,9 +25,19 @@ class _Entry:
 _DRIVERS: dict[str, _Entry] = {
     "memory": _Entry("conveyor.drivers.memory", "MemoryDriver", None),
     "sqlite": _Entry("conveyor.drivers.sqlite", "SqliteDriver", None),
+    "postgresql": _Entry(
+        "conveyor.drivers.postgresql", "PostgresDriver", "postgresql", requires=("asyncpg",)
+    ),
+    "postgres": _Entry(
+        "conveyor.drivers.postgresql", "PostgresDriver", "postgresql", requires=("asyncpg",)
+    ),
+    "mysql": _Entry("conveyor.drivers.mysql", "MySQLDriver", "mysql", requires=("asyncmy",)),
+    "mariadb": _Entry("conveyor.drivers.mysql", "MySQLDriver", "mysql", requires=("asyncmy",)),
+    "redis": _Entry("conveyor.drivers.redis", "RedisDriver", "redis", requires=("redis",)),
+    "rediss": _Entry("conveyor.drivers.redis", "RedisDriver", "redis", requires=("redis",)),
 }
 
-_PLANNED = ("redis", "rediss", "postgresql", "postgres", "mysql", "amqp", "amqps", "sqs", "nats")
+_PLANNED = ("amqp", "amqps", "sqs", "nats")
 
 
 def known_schemes() -> list[str]:

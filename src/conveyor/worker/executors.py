@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import importlib.machinery
+import importlib.util
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +18,18 @@ from conveyor.core.task import Mode, TaskDef
 if TYPE_CHECKING:
     from conveyor.worker.config import WorkerConfig
     from conveyor.worker.process_pool import ProcessOutcome, ProcessPool
+
+
+def _importable(module: str) -> bool:
+    """Whether a fresh process could import ``module`` (sys.modules is not asked)."""
+    parent = module.rpartition(".")[0]
+    try:
+        if parent and parent not in sys.modules:
+            return importlib.util.find_spec(module) is not None
+        path = getattr(sys.modules.get(parent), "__path__", None) if parent else None
+        return importlib.machinery.PathFinder.find_spec(module, path) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 class TaskTimeoutError(TimeoutError):
@@ -48,7 +63,9 @@ class Executors:
             if task is None or task.mode is not Mode.PROCESS:
                 continue
             module = getattr(task.owner or task.fn, "__module__", "__main__")
-            if module not in ("__main__", "__mp_main__") and module not in modules:
+            if module in ("__main__", "__mp_main__") or module in modules:
+                continue
+            if _importable(module):  # e.g. not a script's module whose folder left sys.path
                 modules.append(module)
         return modules
 

@@ -1,0 +1,72 @@
+"""The connections of one event loop: a pool with retries, and calls to the scripts.
+
+redis-py connections belong to the loop that opened them, so the driver keeps one
+``Link`` for the loop it connected on and makes a short-lived one for a call from
+any other loop (sync code running its own loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import FullJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from conveyor.drivers._redis.options import RedisOptions
+from conveyor.drivers._redis.scripts import Script, scripts
+from conveyor.exceptions import BrokerError, BrokerUnavailableError
+
+
+class Link:
+    """The connections of one event loop: a pool with retries, and the scripts' calls."""
+
+    def __init__(self, options: RedisOptions, where: str) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.where = where
+        retry = Retry(FullJitterBackoff(cap=2.0, base=0.05), options.retries)
+        self.pool = BlockingConnectionPool.from_url(
+            options.url,
+            max_connections=options.max_connections,
+            timeout=None,
+            retry=retry,
+            **options.defaults,
+        )
+        self.client = Redis(connection_pool=self.pool)
+        self._head = (1, options.queues_key, options.base)
+        self._scripts = scripts()
+
+    async def eval(self, name: str, *args: Any) -> Any:
+        script: Script = self._scripts[name]
+        try:
+            try:
+                return await self.client.execute_command(  # type: ignore[no-untyped-call]
+                    "EVALSHA", script.sha, *self._head, *args
+                )
+            except NoScriptError:  # a restarted or flushed server: send the source
+                return await self.client.execute_command(  # type: ignore[no-untyped-call]
+                    "EVAL", script.source, *self._head, *args
+                )
+        except RedisError as exc:
+            raise self.error(exc) from exc
+
+    async def command(self, *args: Any) -> Any:
+        try:
+            return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            raise self.error(exc) from exc
+
+    def error(self, exc: RedisError) -> BrokerError:
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            return BrokerUnavailableError(f"Redis at {self.where} is unreachable: {exc}")
+        return BrokerError(f"Redis at {self.where}: {exc}")
+
+    async def close(self) -> None:
+        try:
+            await self.client.aclose()
+        finally:
+            await self.pool.disconnect()

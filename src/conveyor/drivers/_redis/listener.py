@@ -1,0 +1,173 @@
+"""One pub/sub connection per driver that wakes idle workers and result waiters.
+
+Scripts publish, once per call, the queues that got work (``<prefix>ev:work``) and the
+jobs that finished (``<prefix>ev:done``), as msgpack lists. The listener turns those
+messages into resolved futures. Pub/sub delivers at most once: a message published while
+the connection is down is lost, so whenever the listener (re)subscribes it wakes every
+waiter to look again, and waiters never wait without a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+log = logging.getLogger("conveyor.redis")
+
+_DECODE = msgspec.msgpack.Decoder(list[str])
+_KEEPALIVE = 5.0  # seconds of silence before a PING; three without answer: reconnect
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class Listener:
+    """Subscribes lazily, reconnects forever with backoff, and wakes whom a message concerns."""
+
+    def __init__(self, client: Redis, work_channel: bytes, done_channel: bytes) -> None:
+        self._client = client
+        self._work_channel = work_channel
+        self._done_channel = done_channel
+        self.subscribed = asyncio.Event()
+        self._work: dict[asyncio.Future[None], frozenset[str]] = {}
+        self._done: dict[str, list[asyncio.Future[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def ready(self, timeout: float) -> bool:
+        """Start listening if need be; wait up to ``timeout`` for the subscription."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="conveyor-redis-listener")
+        if self.subscribed.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self.subscribed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self.subscribed.clear()
+        self._wake_all()
+
+    # -- waiters ---------------------------------------------------------------
+
+    @property
+    def has_work_waiters(self) -> bool:
+        return bool(self._work)
+
+    @property
+    def has_done_waiters(self) -> bool:
+        return bool(self._done)
+
+    def watch_work(self, queues: Iterable[str], fut: asyncio.Future[None]) -> None:
+        self._work[fut] = frozenset(queues)
+
+    def unwatch_work(self, fut: asyncio.Future[None]) -> None:
+        self._work.pop(fut, None)
+
+    def watch_done(self, job_id: str, fut: asyncio.Future[None]) -> None:
+        self._done.setdefault(job_id, []).append(fut)
+
+    def unwatch_done(self, job_id: str, fut: asyncio.Future[None]) -> None:
+        waiters = self._done.get(job_id)
+        if waiters is not None and fut in waiters:
+            waiters.remove(fut)
+            if not waiters:
+                del self._done[job_id]
+
+    def work_arrived(self, queues: Iterable[str]) -> None:
+        if not self._work:
+            return
+        names = set(queues)
+        for fut, wanted in list(self._work.items()):
+            if not wanted.isdisjoint(names):
+                _wake(fut)
+
+    def finished(self, job_ids: Iterable[str]) -> None:
+        done = self._done
+        if not done:
+            return
+        for job_id in job_ids:
+            for fut in done.pop(job_id, ()):
+                _wake(fut)
+
+    def _wake_all(self) -> None:
+        for fut in self._work:
+            _wake(fut)
+        for waiters in self._done.values():
+            for fut in waiters:
+                _wake(fut)
+
+    # -- the connection -----------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self._work_channel, self._done_channel)
+                await self._listen(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.subscribed.clear()
+                self._wake_all()  # they look for themselves until we are back
+                log.warning(
+                    "redis.listener lost its connection, retrying in %.2fs: %s", backoff, exc
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                await asyncio.shield(_close(pubsub))
+
+    async def _listen(self, pubsub: Any) -> None:
+        loop = asyncio.get_running_loop()
+        last_seen = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=_KEEPALIVE)
+            now = loop.time()
+            if message is None:
+                if now - last_seen > 3 * _KEEPALIVE:
+                    raise ConnectionError("no answer to PING from the Redis server")
+                await pubsub.ping()
+                continue
+            last_seen = now
+            kind = message["type"]
+            if kind == "message":
+                self._dispatch(message["channel"], message["data"])
+            elif kind == "subscribe":
+                # first subscription, or a reconnection: messages may have been missed
+                self.subscribed.set()
+                self._wake_all()
+
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
+        try:
+            names = _DECODE.decode(data)
+        except msgspec.DecodeError:
+            log.warning("redis.listener ignored a malformed message on %r", channel)
+            return
+        if channel == self._work_channel:
+            self.work_arrived(names)
+        elif channel == self._done_channel:
+            self.finished(names)
+
+
+async def _close(pubsub: Any) -> None:
+    try:
+        await pubsub.aclose()
+    except Exception:  # the connection is gone already
+        pass
