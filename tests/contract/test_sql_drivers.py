@@ -83,6 +83,17 @@ async def test_unmigrated_database_says_run_conveyor_migrate(fresh_url: str) -> 
         await driver.close()
 
 
+async def test_a_worker_on_an_unmigrated_database_stops_with_that_line(fresh_url: str) -> None:
+    from conveyor import Conveyor
+
+    app = Conveyor(fresh_url)
+    try:
+        with pytest.raises(SchemaError, match="run `conveyor migrate`"):
+            await asyncio.wait_for(app.worker(queues=("q",)).run(), timeout=30)
+    finally:
+        await app.close()
+
+
 async def test_migrate_is_idempotent_and_recorded(fresh_url: str, sql_spec: DriverSpec) -> None:
     driver: Any = create_driver(fresh_url)
     try:

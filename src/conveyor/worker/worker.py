@@ -18,6 +18,7 @@ from conveyor.codec import Codec, get_codec
 from conveyor.core.job import ErrorInfo
 from conveyor.core.registry import Registry
 from conveyor.drivers.base import Driver, Outcome, OutcomeKind, Reserved
+from conveyor.exceptions import SchemaError
 from conveyor.worker.acker import Acker
 from conveyor.worker.config import WorkerConfig
 from conveyor.worker.executors import Executors
@@ -121,6 +122,8 @@ class Worker:
                 continue
             try:
                 jobs = await self.driver.reserve(cfg.queues, want, cfg.lease_seconds, cfg.worker_id)
+            except SchemaError:
+                raise  # waiting can't fix it: say "run conveyor migrate" and stop
             except Exception as exc:
                 backoff = min(max(poll, 0.1), 5.0)
                 log.warning("worker.reserve_failed retrying in %.2fs: %s", backoff, exc)
