@@ -81,16 +81,7 @@ class Dispatch(Generic[R]):
     _app: DispatchBackend | None
 
     def __init__(self, task: TaskDef[Any, R], args: dict[str, Any]) -> None:
-        set_ = object.__setattr__
-        set_(self, "task", task)
-        set_(self, "args", args)
-        set_(self, "_queue", None)
-        set_(self, "_delay", 0.0)
-        set_(self, "_eta", None)
-        set_(self, "_max_attempts", None)
-        set_(self, "_timeout", None)
-        set_(self, "_priority", None)
-        set_(self, "_app", None)
+        _init(self, task, args)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Dispatch is immutable; chain methods return a new one")
@@ -242,3 +233,30 @@ async def dispatch_many(
         for i, h in zip(idxs, handles, strict=True):
             out[i] = h
     return [h for h in out if h is not None]
+
+
+def _make_init() -> Callable[[Dispatch[Any], Any, dict[str, Any]], None]:
+    # slot descriptors set values without going through the immutable __setattr__;
+    # one call per dispatch on the hot path, so bind them once
+    setters = {name: getattr(Dispatch, name).__set__ for name in Dispatch.__slots__}
+    set_task, set_args = setters["task"], setters["args"]
+    defaults = [
+        (setters["_queue"], None),
+        (setters["_delay"], 0.0),
+        (setters["_eta"], None),
+        (setters["_max_attempts"], None),
+        (setters["_timeout"], None),
+        (setters["_priority"], None),
+        (setters["_app"], None),
+    ]
+
+    def init(self: Dispatch[Any], task: Any, args: dict[str, Any]) -> None:
+        set_task(self, task)
+        set_args(self, args)
+        for setter, value in defaults:
+            setter(self, value)
+
+    return init
+
+
+_init = _make_init()
