@@ -1,0 +1,17 @@
+"""Conveyor's benchmark harness: ``python -m benchmarks`` (see ``docs/performance.md``).
+
+Layout:
+
+- :mod:`benchmarks.scenarios` — what is measured (NOOP, IO, CPU, LATENCY).
+- :mod:`benchmarks.framework` — the :class:`~benchmarks.framework.Framework` protocol a
+  queue implements to be benchmarked, and the table of known frameworks.
+- :mod:`benchmarks.conveyor_runner` — Conveyor's implementation (one per driver URL).
+- :mod:`benchmarks.run_one` — one measured run, in a fresh subprocess.
+- :mod:`benchmarks.timing` — the completion table tasks write their timestamps into.
+- :mod:`benchmarks.report` — tables, ``results/latest.{md,json,png}``.
+- :mod:`benchmarks.codec_bench` — msgspec vs msgpack-python.
+
+``framework``, ``run_one``, ``scenarios`` and ``timing`` use the standard library only,
+so that a peer framework can later run them from its own virtualenv
+(``benchmarks/.venvs/<name>``) without Conveyor's dependencies.
+"""
