@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import typing
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -115,14 +116,29 @@ def stats(
     async def live() -> None:
         from rich.live import Live
 
+        # Ctrl-C / SIGTERM end the loop between refreshes and close the app cleanly,
+        # instead of a KeyboardInterrupt landing inside a driver call
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        async def pause() -> bool:
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                return True
+            return False
+
         async with instance:
             if not out.is_terminal:  # piped: Live would show nothing until the end
-                while True:
+                while not stop.is_set():
                     out.print(_stats_table(instance, await instance.stats()))
-                    await asyncio.sleep(interval)
+                    if not await pause():
+                        return
+                return
             with Live(_stats_table(instance, await instance.stats()), console=out) as view:
-                while True:
-                    await asyncio.sleep(interval)
+                while await pause():
                     view.update(_stats_table(instance, await instance.stats()))
 
     if not watch:
