@@ -52,9 +52,6 @@ def default_app() -> DispatchBackend:
     return _default_app
 
 
-_UNSET: Any = object()
-
-
 class Dispatch(Generic[R]):
     """A job not yet enqueued. Every chain method returns a new ``Dispatch``."""
 

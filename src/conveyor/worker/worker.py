@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from conveyor.codec import Codec, get_codec
 from conveyor.core.job import ErrorInfo
 from conveyor.core.registry import Registry
+from conveyor.core.task import Mode
 from conveyor.drivers.base import Driver, Outcome, OutcomeKind, Reserved
 from conveyor.exceptions import SchemaError
 from conveyor.worker.acker import Acker
@@ -68,7 +69,6 @@ class Worker:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._space = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._done = asyncio.Event()
         self._cancel_requested: set[str] = set()
         self._started_jobs = 0
         self._inflight = 0
@@ -279,7 +279,7 @@ class Worker:
         if slot is None or ctx is None:
             return False
         task = self.registry.get(ctx.task)
-        if task is not None and task.mode.value == "async":
+        if task is not None and task.mode is Mode.ASYNC:
             self.runner.interrupts[job_id] = reason
             slot.cancel()
         return True
@@ -327,4 +327,3 @@ class Worker:
         await self.leases.stop()
         await self.acker.close()
         await self.executors.close(timeout=5)
-        self._done.set()
