@@ -34,6 +34,24 @@ async def test_retry_keeps_the_attempt_and_the_error(driver: Driver, queue: str)
     assert job.attempts == 2
 
 
+async def test_success_after_a_retry_clears_the_error(driver: Driver, queue: str) -> None:
+    """A job that failed once and then succeeded reports no error: the failure was an
+    earlier attempt's, not the job's outcome."""
+    (job_id,) = await enqueue(driver, queue)
+    job = await reserve_one(driver, queue)
+    assert await driver.complete([done(job, OutcomeKind.RETRY, error=BOOM)]) == [True]
+    job = await reserve_one(driver, queue)
+    assert await driver.complete([done(job, result=b"ok", result_ttl=60.0)]) == [True]
+    info = await driver.get_job(job_id)
+    assert info is not None
+    assert (info.status, info.attempts, info.result, info.error) == (
+        JobStatus.SUCCEEDED,
+        2,
+        b"ok",
+        None,
+    )
+
+
 async def test_retry_with_delay(driver: Driver, queue: str) -> None:
     await enqueue(driver, queue)
     job = await reserve_one(driver, queue)

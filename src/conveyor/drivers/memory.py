@@ -265,6 +265,7 @@ class MemoryDriver(Driver):
             if kind is OutcomeKind.SUCCEEDED:
                 rec.status = JobStatus.SUCCEEDED
                 rec.result = o.result if o.result_ttl > 0 else None
+                rec.error = None  # an earlier attempt's failure is no longer the story
                 self._finished(rec, now)
                 if o.result_ttl > 0:
                     rec.expires_at = now + o.result_ttl

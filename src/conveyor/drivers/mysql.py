@@ -537,4 +537,4 @@ class _Target:
             for statement in resources.split_script(script):
                 await cur.execute(statement)
                 await drain(cur)
-            await cur.execute(self._driver._q["set_version"], (str(version),))
+            await cur.execute(self._driver._q["set_version"], (str(version), str(version)))

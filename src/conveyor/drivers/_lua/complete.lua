@@ -50,6 +50,7 @@ for i = 1, #o, 9 do
         else
           redis.call('HSET', jk, 's', 'succeeded', 'f', now)
         end
+        redis.call('HDEL', jk, 'et', 'em', 'tb') -- an earlier attempt's error
         redis.call('PEXPIREAT', jk, expires)
         push(kept, q, expires, id)
       else

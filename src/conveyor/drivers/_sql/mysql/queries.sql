@@ -10,8 +10,10 @@ WHERE table_schema = DATABASE() AND table_name = %s;
 SELECT `value` FROM {meta} WHERE `key` = 'schema_version';
 
 -- name: set_version
+-- params: version, version. Not "= VALUES(`value`)": MySQL 8.0.20+ deprecates that, and
+-- MariaDB has no "AS new" row alias to replace it with.
 INSERT INTO {meta} (`key`, `value`) VALUES ('schema_version', %s)
-ON DUPLICATE KEY UPDATE `value` = VALUES(`value`);
+ON DUPLICATE KEY UPDATE `value` = %s;
 
 -- name: lock
 SELECT GET_LOCK(%s, %s);

@@ -74,10 +74,13 @@ WITH o AS (
         expires_at = CASE WHEN o.code IN (1, 5) THEN now() + make_interval(secs => o.secs)
                           ELSE j.expires_at END,
         finished_at = CASE WHEN o.code IN (1, 4, 5) THEN now() ELSE j.finished_at END,
-        error_type = CASE WHEN o.code IN (2, 4, 5) THEN o.error_type ELSE j.error_type END,
+        -- a success clears the error of an earlier attempt
+        error_type = CASE WHEN o.code IN (2, 4, 5) THEN o.error_type
+                          WHEN o.code = 1 THEN NULL ELSE j.error_type END,
         error_message = CASE WHEN o.code IN (2, 4, 5) THEN o.error_message
-                             ELSE j.error_message END,
-        traceback = CASE WHEN o.code IN (2, 4, 5) THEN o.traceback ELSE j.traceback END,
+                             WHEN o.code = 1 THEN NULL ELSE j.error_message END,
+        traceback = CASE WHEN o.code IN (2, 4, 5) THEN o.traceback
+                         WHEN o.code = 1 THEN NULL ELSE j.traceback END,
         token = NULL,
         lease_until = NULL
     FROM o

@@ -71,7 +71,8 @@ RETURNING cancel_requested;
 -- name: complete_succeeded
 -- params: result, expires_at, finished_at, id, token
 UPDATE conveyor_jobs
-SET state = 'succeeded', result = ?1, expires_at = ?2, finished_at = ?3, token = NULL
+SET state = 'succeeded', result = ?1, expires_at = ?2, finished_at = ?3, token = NULL,
+    error_type = NULL, error_message = NULL, traceback = NULL
 WHERE id = ?4 AND token = ?5 AND state = 'active';
 
 -- name: complete_forget
