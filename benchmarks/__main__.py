@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         f"{','.join(fw_mod.PEERS)}); 'none' skips the comparison",
     )
     p.add_argument(
+        "--sql",
+        type=_csv,
+        default=["conveyor", *fw_mod.SQL_PEERS],
+        help="side by side on PostgreSQL and MariaDB: conveyor (its postgresql:// and "
+        "mysql:// drivers) and these peers (default: conveyor,"
+        f"{','.join(fw_mod.SQL_PEERS)}); 'none' skips it",
+    )
+    p.add_argument(
         "--no-sweep",
         action="store_true",
         help="side by side: measure concurrency 10 only, not each framework's best setting",
@@ -105,6 +114,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.settle = 2.0 if args.quick else 30.0
     if args.peers == ["none"]:
         args.peers = []
+    if args.sql == ["none"]:
+        args.sql = []
     unknown = [f for f in args.peers if f not in fw_mod.FRAMEWORKS]
     if unknown:
         p.error(f"unknown framework(s) {', '.join(unknown)}; known: {', '.join(fw_mod.FRAMEWORKS)}")
@@ -247,6 +258,7 @@ def _profile(name: str, target: str, out: Path, loop: str, settle: float) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    began = time.monotonic()
     args = parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -310,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, target in plan:
             _profile(name, target, out, args.loop, args.settle)
 
-    comparison = _compare(args, cpu_ms)
+    comparison = _compare(args)
+    sql = _compare_sql(args)
 
     ordered = list(groups.values())
     report.print_tables(ordered, codecs, skipped)
@@ -327,6 +340,13 @@ def main(argv: list[str] | None = None) -> int:
         "quiet_cores": QUIET_CORES,
         "scenarios": {s.name: s.title for s in scenarios},
     }
+    sections: list[str] = []
+    if comparison is not None:
+        sections.append(compare.redis_section(comparison, cpu_ms, args.repeat))
+    if sql is not None:
+        sections.append(compare.sql_section(sql, args.repeat))
+    minutes = (time.monotonic() - began) / 60
+    sections.append(_duration(minutes, argv, comparison, sql))
     report.write_json(
         out / "latest.json",
         {
@@ -337,7 +357,11 @@ def main(argv: list[str] | None = None) -> int:
             "summary": [g.summary() for g in ordered],
             "codecs": codecs,
             "runs": raw,
-            "side_by_side": compare.as_json(comparison, cpu_ms) if comparison else None,
+            "side_by_side": compare.as_json(comparison, compare.redis_targets(comparison, cpu_ms))
+            if comparison
+            else None,
+            "side_by_side_sql": compare.as_json(sql, compare.sql_targets(sql)) if sql else None,
+            "minutes": minutes,
         },
     )
     report.write_markdown(
@@ -348,26 +372,63 @@ def main(argv: list[str] | None = None) -> int:
         groups=ordered,
         codecs=codecs,
         skipped=skipped,
-        sections=[compare.markdown(comparison, cpu_ms, args.repeat)] if comparison else [],
+        sections=sections,
     )
     side_by_side = comparison is not None and any(c.runs for c in comparison.cells.values())
     if side_by_side:
         assert comparison is not None
-        compare.chart(out / "latest.png", comparison, facts)
+        version = comparison.redis.get("redis_version", "")
+        compare.chart(out / "latest.png", comparison, facts, f"Redis {version}".strip())
+    if sql is not None and any(c.runs for c in sql.cells.values()):
+        compare.chart(out / "latest-sql.png", sql, facts, "PostgreSQL and MariaDB")
     if any(g.runs for g in ordered):  # Conveyor's drivers: the chart, or beside it
         report.write_chart(
             out / ("latest-drivers.png" if side_by_side else "latest.png"), ordered, facts
         )
-    print(f"wrote {out / 'latest.md'}, latest.json, latest.png")
-    if comparison is not None:
-        print(f"side by side on Redis: {comparison.seconds / 60:.1f} min")
-    conveyor_failed = comparison is not None and any(
-        c.errors for c in comparison.cells.values() if c.framework == "conveyor"
+    print(f"wrote {out / 'latest.md'}, latest.json, latest*.png")
+    for comp in (comparison, sql):
+        if comp is not None:
+            print(f"side by side on {comp.title}: {comp.seconds / 60:.1f} min")
+    print(f"all: {minutes:.1f} min")
+    conveyor_failed = any(
+        c.errors
+        for comp in (comparison, sql)
+        if comp is not None
+        for c in comp.cells.values()
+        if comp.entrants[c.framework].framework == "conveyor"
     )
     return 1 if conveyor_failed or any(g.errors for g in ordered) else 0
 
 
-def _compare(args: argparse.Namespace, cpu_ms: float) -> compare.Comparison | None:
+def _duration(
+    minutes: float,
+    argv: list[str],
+    redis: compare.Comparison | None,
+    sql: compare.Comparison | None,
+) -> str:
+    parts = [f"`python -m benchmarks {' '.join(argv)}`".replace(" `", "`")]
+    if redis is not None:
+        parts.append(f"side by side on Redis {redis.seconds / 60:.1f} min")
+    if sql is not None:
+        parts.append(f"on PostgreSQL and MariaDB {sql.seconds / 60:.1f} min")
+    return (
+        f"## Duration\n\nThis whole run took {minutes:.1f} min ("
+        + "; ".join(parts)
+        + "; the rest: Conveyor's drivers alone, the codecs).\n"
+    )
+
+
+def _settle(args: argparse.Namespace) -> Callable[[], float | None]:
+    """Before each side-by-side run: a short wait for a quiet machine (recorded)."""
+    settle = 0.0 if args.quick else min(args.settle, 1.5)
+
+    def quiet() -> float | None:
+        return wait_for_quiet(QUIET_CORES, settle, window=0.2) if settle > 0 else None
+
+    return quiet
+
+
+def _compare(args: argparse.Namespace) -> compare.Comparison | None:
     """Conveyor on redis:// and the peers, side by side (:mod:`benchmarks.compare`)."""
     if not args.peers:
         return None
@@ -376,29 +437,50 @@ def _compare(args: argparse.Namespace, cpu_ms: float) -> compare.Comparison | No
         os.environ[redisctl.ENV] = server.start()
         print(f"private Redis at {redisctl.url()}")
     try:
-        comparison = compare.prepare(args.peers, _probe)
+        entrants = [compare.Entrant(name, name, "redis") for name in args.peers]
+        store = compare.RedisStore()
+        comparison = compare.prepare("Redis", entrants, store, _probe)
         comparison.private_redis = server is not None
         if not comparison.frameworks:
             return comparison
-        settle = 0.0 if args.quick else min(args.settle, 3.0)
-
-        def quiet() -> float | None:
-            return wait_for_quiet(QUIET_CORES, settle) if settle > 0 else None
-
         return compare.execute(
             comparison,
+            store,
             args.scenarios,
             run_subprocess,
             quick=args.quick,
             repeat=args.repeat,
             loop=args.loop,
             do_sweep=not (args.no_sweep or args.quick),
-            settle=quiet,
+            settle=_settle(args),
         )
     finally:
         if server is not None:
             server.stop()
             os.environ[redisctl.ENV] = args.redis_url
+
+
+def _compare_sql(args: argparse.Namespace) -> compare.Comparison | None:
+    """Conveyor on postgresql:// beside Procrastinate, and on mysql:// (MariaDB)."""
+    if not args.sql:
+        return None
+    entrants = [e for e in compare.SQL_ENTRANTS if e.label in args.sql or e.framework in args.sql]
+    store = compare.SqlStore()
+    comparison = compare.prepare("PostgreSQL and MariaDB", entrants, store, _probe)
+    scenarios = [s for s in args.scenarios if s in compare.SQL_SCENARIOS]
+    if not comparison.frameworks or not scenarios:
+        return comparison
+    return compare.execute(
+        comparison,
+        store,
+        scenarios,
+        run_subprocess,
+        quick=args.quick,
+        repeat=args.repeat,
+        loop=args.loop,
+        do_sweep=not (args.no_sweep or args.quick),
+        settle=_settle(args),
+    )
 
 
 if __name__ == "__main__":

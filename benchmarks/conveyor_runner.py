@@ -11,17 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import conveyor
-from benchmarks import redisctl
+from benchmarks import redisctl, sqlctl
 from benchmarks.framework import RunSpec
 from conveyor import Conveyor
 from conveyor.drivers import create_driver
 from conveyor.exceptions import ConfigurationError
 from conveyor.worker import Worker
 
-TARGETS = ("memory", "sqlite", "redis")
+TARGETS = ("memory", "sqlite", "redis", "postgresql", "mysql")
+#: the targets whose schema is created per run (in the run's own databases)
+SQL_TARGETS = ("postgresql", "mysql")
 
 
-def url_for(target: str, workdir: str, name: str) -> str:
+def url_for(target: str, workdir: str, name: str, database: str = "") -> str:
     """A fresh broker per run: memory:// is per-process; sqlite gets a new file."""
     if target == "memory":
         return "memory://"
@@ -29,6 +31,8 @@ def url_for(target: str, workdir: str, name: str) -> str:
         return f"sqlite:///{Path(workdir, name + '.db')}"
     if target == "redis":  # the benchmark's own database (flushed between runs)
         return redisctl.scratch_url() if name == "scratch" else redisctl.url()
+    if target in SQL_TARGETS:  # the run's own databases, created and dropped by the harness
+        return sqlctl.url(target, database or sqlctl.PREFIX + "probe", scratch=name == "scratch")
     raise ValueError(f"unknown Conveyor target {target!r}")
 
 
@@ -121,11 +125,34 @@ class ConveyorFramework:
             return f"driver not available ({exc})"
         if target == "redis":
             return redisctl.ping()
+        if target in SQL_TARGETS:
+            return sqlctl.ping(target)
         return None
+
+    async def prepare(self, spec: RunSpec) -> None:
+        """SQL targets: ``conveyor migrate`` both of the run's fresh databases."""
+        if spec.target not in SQL_TARGETS:
+            return
+        for name in ("bench", "scratch"):
+            driver: Any = create_driver(url_for(spec.target, spec.workdir, name, spec.database))
+            try:
+                await driver.migrate()
+            finally:
+                await driver.close()
 
     def versions(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        for dist in ("conveyor", "msgspec", "aiosqlite", "uvloop", "pydantic", "redis", "hiredis"):
+        for dist in (
+            "conveyor",
+            "msgspec",
+            "aiosqlite",
+            "uvloop",
+            "pydantic",
+            "redis",
+            "hiredis",
+            "asyncpg",
+            "asyncmy",
+        ):
             try:
                 out[dist] = metadata.version(dist)
             except metadata.PackageNotFoundError:
@@ -133,13 +160,13 @@ class ConveyorFramework:
         return out
 
     def producer(self, spec: RunSpec, *, scratch: bool) -> ConveyorProducer:
-        return ConveyorProducer(
-            spec, url_for(spec.target, spec.workdir, "scratch" if scratch else "bench")
-        )
+        name = "scratch" if scratch else "bench"
+        return ConveyorProducer(spec, url_for(spec.target, spec.workdir, name, spec.database))
 
     def worker(self, spec: RunSpec, producer: Any) -> Any:
         assert isinstance(producer, ConveyorProducer)
-        if spec.target == "redis":  # side by side: a worker process of its own, like the peers
+        if spec.target == "redis" or spec.target in SQL_TARGETS:
+            # side by side: a worker process of its own, like the peers
             from benchmarks.peers._base import ExternalWorker
 
             return ExternalWorker(spec)
@@ -160,7 +187,7 @@ def serve(spec: RunSpec, index: int) -> None:
     import benchmarks.tasks  # noqa: F401  (registers the tasks)
 
     async def main() -> None:
-        app = Conveyor(url_for(spec.target, spec.workdir, "bench"))
+        app = Conveyor(url_for(spec.target, spec.workdir, "bench", spec.database))
         options: dict[str, Any] = {}
         if spec.process_pool:
             options["process_pool_size"] = spec.process_pool

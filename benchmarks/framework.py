@@ -49,6 +49,7 @@ class RunSpec:
     setting: str = ""  # label of this setting in the report
     serial_count: int = 0  # jobs enqueued strictly one at a time (send_one, no concurrency)
     budget: float = 0.0  # external workers: stop after this many seconds (0: no limit)
+    database: str = ""  # SQL targets: the run's own database (benchmarks.sqlctl)
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -116,6 +117,9 @@ class Framework(Protocol):
         """A worker over ``producer``'s broker (in-process brokers share the object)."""
         ...
 
+    # optional: ``async def prepare(self, spec: RunSpec) -> None``, called before anything
+    # is timed (SQL targets: create the schema in the run's fresh databases)
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -140,8 +144,17 @@ FRAMEWORKS: dict[str, Entry] = {
     "streaq": Entry("benchmarks.peers.streaq:StreaqFramework", venv="streaq"),
     "dramatiq": Entry("benchmarks.peers.dramatiq:DramatiqFramework", venv="dramatiq"),
     "rq": Entry("benchmarks.peers.rq:RqFramework", venv="rq"),
+    # on PostgreSQL (benchmarks.compare, "Side by side on PostgreSQL and MariaDB")
+    "procrastinate": Entry(
+        "benchmarks.peers.procrastinate:ProcrastinateFramework", venv="procrastinate"
+    ),
 }
-PEERS = tuple(name for name, entry in FRAMEWORKS.items() if entry.venv is not None)
+#: peers measured on PostgreSQL rather than Redis
+SQL_PEERS = ("procrastinate",)
+#: peers measured on Redis
+PEERS = tuple(
+    name for name, entry in FRAMEWORKS.items() if entry.venv is not None and name not in SQL_PEERS
+)
 
 
 def load(name: str) -> Framework:

@@ -301,7 +301,10 @@ def run(spec: RunSpec) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)  # per-job INFO logs would dominate
     framework = fw_mod.load(spec.framework)
     main = _paced if spec.paced else _burst
+    prepare = getattr(framework, "prepare", None)
     with asyncio.Runner(loop_factory=_loop_factory(spec.loop)) as runner:
+        if prepare is not None:  # not timed: e.g. the schema in the run's fresh database
+            runner.run(prepare(spec))
         result = runner.run(main(framework, spec))
     if result.get("completed") != spec.count and not result.get("truncated"):
         why = f": {result['worker_error']}" if result.get("worker_error") else ""

@@ -177,10 +177,13 @@ def busy_cores(window: float = 0.5) -> float:
     return (busy1 - busy0) / max(total1 - total0, 1e-9) * cores
 
 
-def wait_for_quiet(limit: float, max_wait: float) -> float:
-    """Wait (up to ``max_wait`` s) until other work uses under ``limit`` cores; return the use."""
+def wait_for_quiet(limit: float, max_wait: float, window: float = 0.5) -> float:
+    """Wait (up to ``max_wait`` s) until other work uses under ``limit`` cores; return the use.
+
+    Each look takes ``window`` seconds (:func:`busy_cores`).
+    """
     deadline = time.monotonic() + max_wait
     while True:
-        used = busy_cores()
+        used = busy_cores(window)
         if used < limit or time.monotonic() >= deadline:
             return used

@@ -51,6 +51,8 @@ PEERS: dict[str, Peer] = {
         Peer("streaq", ("streaq==7.2.0",)),
         Peer("dramatiq", ("dramatiq[redis]==2.2.1", "gevent==26.9.0")),
         Peer("rq", ("rq==2.12.0",)),
+        # on PostgreSQL (benchmarks.sql_compare), not Redis
+        Peer("procrastinate", ("procrastinate==3.10.0", "psycopg[binary,pool]==3.3.9")),
     )
 }
 

@@ -111,6 +111,17 @@ SETTINGS: dict[str, dict[str, list[Setting]]] = {
         ],
         "latency": [Setting(10, pool="threads")],
     },
+    # on PostgreSQL: Procrastinate fetches one job per query; a pool as large as the jobs in
+    # flight (its default has 4 connections) and a second worker process are the levers
+    "procrastinate": {
+        "noop": [
+            Setting(10),
+            Setting(100, pool="pool=20"),
+            Setting(10, workers=2, pool="pool=10"),
+        ],
+        "io": [Setting(10), Setting(100, pool="pool=20"), Setting(1000, pool="pool=20")],
+        "latency": [Setting(10)],
+    },
     "rq": {
         # RQ runs one job at a time per worker process: concurrency N is N processes
         "noop": [Setting(1, workers=10), Setting(1), Setting(1, workers=2)],
