@@ -1,4 +1,4 @@
-"""``mysql://``: jobs in a MySQL 8 / MariaDB 10.6+ table, next to the application's data.
+"""``mysql://``: jobs in a MySQL 8+ / MariaDB 10.6+ table, next to the application's data.
 
 How it works:
 
@@ -12,6 +12,9 @@ How it works:
 * Acks are one ``CALL`` per batch (outcomes as one JSON document, ``JSON_TABLE``
   inside); a batch of new jobs is one multi-row ``INSERT``.
 * Every due time is judged by the server's ``UTC_TIMESTAMP(6)``.
+* The server is identified on connect (``SELECT VERSION()``); one too old for the schema
+  is refused with one line (:mod:`conveyor.drivers._sql.mysql_server`). The SQL is the
+  same on MySQL and MariaDB.
 * Wake-ups: MySQL has no notifications. Work added through this driver wakes its own
   waiters at once; other processes' work is found by bounded adaptive polling (the
   interval doubles while the queues stay empty; due times the database reports are
@@ -59,6 +62,7 @@ from conveyor.drivers._sql.mysql_client import (
     is_lost,
     marks,
 )
+from conveyor.drivers._sql.mysql_server import ServerVersion, parse_version, unsupported_message
 from conveyor.drivers._sql.options import SqlOptions, parse_options
 from conveyor.drivers._sql.rows import (
     FINISHED_KINDS,
@@ -125,6 +129,8 @@ class MySQLDriver(SqlDriver):
     def __init__(self, options: SqlOptions) -> None:
         super().__init__(options, _names(options))
         self._connect_args = connect_args(options)
+        #: The server of the last pool opened (``SELECT VERSION()``), once connected.
+        self.server: ServerVersion | None = None
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MySQLDriver:
@@ -138,11 +144,32 @@ class MySQLDriver(SqlDriver):
 
     async def _open_pool(self) -> Any:
         try:
-            return await asyncmy.create_pool(
+            pool = await asyncmy.create_pool(
                 minsize=1, maxsize=self.options.pool_size, **self._connect_args
             )
         except (OSError, TimeoutError, my_errors.MySQLError) as exc:
             raise BrokerUnavailableError(f"cannot connect to {self.where}: {exc}") from exc
+        try:
+            self.server = await self._identify(pool)
+        except (OSError, TimeoutError, my_errors.MySQLError) as exc:
+            pool.terminate()
+            raise BrokerUnavailableError(f"cannot connect to {self.where}: {exc}") from exc
+        refused = unsupported_message(self.server, self.where)
+        if refused is not None:
+            pool.terminate()
+            raise SchemaError(refused)  # waiting can't fix it: workers stop with this line
+        return pool
+
+    @staticmethod
+    async def _identify(pool: Any) -> ServerVersion:
+        conn = await pool.acquire()
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT VERSION()")
+                ((text,),) = await cur.fetchall()
+        finally:
+            pool.release(conn)
+        return parse_version(str(text))
 
     async def _close_pool(self, pool: Any) -> None:
         pool.close()

@@ -25,7 +25,7 @@ from conveyor.drivers._sql.loops import on_home_loop
 from conveyor.drivers._sql.options import SqlOptions
 from conveyor.drivers._sql.pruning import Pruner
 from conveyor.drivers.base import Driver, NewJob, Reserved
-from conveyor.exceptions import BrokerError, BrokerUnavailableError, SchemaError
+from conveyor.exceptions import BrokerError, SchemaError
 
 #: reserve takes jobs due within this many seconds (so jobs meant to run together do)
 DUE_GRACE = 0.001
@@ -62,7 +62,8 @@ class SqlDriver(Driver):
 
     @abstractmethod
     async def _open_pool(self) -> Any:
-        """A new pool; raise :class:`BrokerUnavailableError` if the server is unreachable."""
+        """A new pool; raise :class:`BrokerUnavailableError` if the server is unreachable,
+        :class:`SchemaError` if it can't run Conveyor at all (e.g. too old a version)."""
 
     @abstractmethod
     async def _close_pool(self, pool: Any) -> None: ...
@@ -111,7 +112,7 @@ class SqlDriver(Driver):
         connecting = self._connecting = loop.create_future()
         try:
             pool = await self._open_pool()
-        except BrokerUnavailableError as exc:
+        except Exception as exc:  # unreachable, or refused (e.g. an unsupported server)
             connecting.set_exception(exc)
             connecting.exception()  # retrieved: there may be nobody else waiting
             raise
