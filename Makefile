@@ -28,7 +28,7 @@ test: lint typecheck layers
 	$(BIN)/pytest -n auto --dist loadgroup
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m pip install -q -e '.[bench,postgresql,mysql]'
 	$(BIN)/python -m benchmarks
 
 clean:

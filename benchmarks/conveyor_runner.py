@@ -140,6 +140,11 @@ class ConveyorFramework:
             finally:
                 await driver.close()
 
+    async def before_work(self, spec: RunSpec) -> None:
+        """SQL targets: planner statistics for the freshly filled tables."""
+        if spec.target in SQL_TARGETS:
+            await sqlctl.analyze(url_for(spec.target, spec.workdir, "bench", spec.database))
+
     def versions(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for dist in (

@@ -117,8 +117,11 @@ class Framework(Protocol):
         """A worker over ``producer``'s broker (in-process brokers share the object)."""
         ...
 
-    # optional: ``async def prepare(self, spec: RunSpec) -> None``, called before anything
-    # is timed (SQL targets: create the schema in the run's fresh databases)
+    # optional, neither timed:
+    # ``async def prepare(self, spec: RunSpec) -> None`` before the first phase (SQL
+    # targets: create the schema in the run's fresh databases);
+    # ``async def before_work(self, spec: RunSpec) -> None`` between the bulk enqueue and
+    # the worker's start (SQL targets: ANALYZE the fresh tables, see benchmarks.sqlctl)
 
 
 @dataclass(frozen=True, slots=True)

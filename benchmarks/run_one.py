@@ -209,6 +209,9 @@ async def _burst(framework: Framework, spec: RunSpec) -> dict[str, Any]:
     await producer.open()
     try:
         out |= await _bulk_enqueue(producer, spec)
+        before_work = getattr(framework, "before_work", None)
+        if before_work is not None:  # not timed: e.g. ANALYZE, as autovacuum would have
+            await before_work(spec)
         table = CompletionTable.create(Path(spec.workdir, "completions.bin"), spec.count)
         worker = framework.worker(spec, producer)
         out["peak_rss_reset"] = reset_peak_rss()

@@ -110,6 +110,18 @@ class ProcrastinateFramework:
             async with app.open_async():
                 await app.schema_manager.apply_schema_async()
 
+    async def before_work(self, spec: RunSpec) -> None:
+        """Planner statistics for the freshly filled tables (:mod:`benchmarks.sqlctl`)."""
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(
+            _conninfo(spec, scratch=False), autocommit=True
+        )
+        try:
+            await conn.execute("ANALYZE")
+        finally:
+            await conn.close()
+
     def producer(self, spec: RunSpec, *, scratch: bool) -> ProcrastinateProducer:
         return ProcrastinateProducer(spec, _conninfo(spec, scratch=scratch))
 
