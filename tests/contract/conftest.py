@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conveyor.drivers import Driver, create_driver
-from tests.contract import redis_isolation, sql_isolation
+from tests.contract import mysql_server, redis_isolation, sql_isolation
 
 REQUIRE_SERVICES_ENV = "CONVEYOR_REQUIRE_SERVICES"
 
@@ -85,6 +85,12 @@ DRIVERS: tuple[DriverSpec, ...] = (
         "mysql",
         lambda tmp: sql_isolation.MYSQL_URL,
         url_env="CONVEYOR_TEST_MYSQL_URL",
+        isolate=sql_isolation.mysql_prefix,
+    ),
+    DriverSpec(  # MySQL itself (Oracle's 8.0+), beside MariaDB above: see mysql_server
+        "mysql8",
+        lambda tmp: mysql_server.shared_url(),
+        url_env=mysql_server.URL_ENV,
         isolate=sql_isolation.mysql_prefix,
     ),
     DriverSpec(

@@ -16,6 +16,7 @@ import textwrap
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -28,8 +29,8 @@ from tests.contract import sql_isolation
 from tests.contract.conftest import DRIVERS, DriverSpec, Names, require_service
 from tests.contract.helpers import LEASE, done, enqueue, new_job, reserve_one
 
-SQL = [spec for spec in DRIVERS if spec.name in ("postgresql", "mysql")]
-DIALECT = {"postgresql": "postgresql", "mysql": "mysql"}
+SQL = [spec for spec in DRIVERS if spec.name in ("postgresql", "mysql", "mysql8")]
+DIALECT = {"postgresql": "postgresql", "mysql": "mysql", "mysql8": "mysql"}
 
 
 @pytest.fixture(params=SQL, ids=[spec.name for spec in SQL])
@@ -218,6 +219,27 @@ async def test_cli_migrate_then_check(fresh_url: str) -> None:
     assert cli("check").returncode == 0
 
 
+async def test_the_mysql_driver_knows_which_server_it_is_on(
+    sql_spec: DriverSpec, sql_url: str
+) -> None:
+    """MariaDB on the shared server, MySQL itself on the private one (``mysql8``)."""
+    if sql_spec.name == "postgresql":
+        pytest.skip("MySQL and MariaDB only")
+    driver: Any = create_driver(sql_url)
+    try:
+        await driver.connect()
+        server = driver.server
+        (version,) = await driver._query("SELECT VERSION()")
+    finally:
+        await driver.close()
+    assert server.supported
+    assert server.text == version[0]
+    assert server.is_mariadb is ("mariadb" in version[0].lower())
+    if sql_spec.name == "mysql8":
+        assert not server.is_mariadb
+        assert server.version >= (8, 0, 0)
+
+
 # -- URL options -----------------------------------------------------------------------
 
 
@@ -258,6 +280,47 @@ async def test_two_prefixes_in_one_database_are_separate(
         finally:
             await a.close()
             await b.close()
+
+
+async def test_a_latin1_database_takes_any_queue_name_and_error_text(
+    sql_spec: DriverSpec, tmp_path: Any
+) -> None:
+    """The tables are utf8mb4 whatever the database's default; so are the procedures'
+    parameters and variables (a latin1 database has its own, test-private, database)."""
+    if sql_spec.name == "postgresql":
+        pytest.skip("MySQL and MariaDB only")
+    import asyncmy
+
+    from conveyor.core.job import ErrorInfo
+
+    base = sql_spec.broker_url(tmp_path)
+    parts = urlsplit(base)
+    database = sql_isolation.private_name()
+    admin = await asyncmy.connect(
+        host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
+        password=parts.password or "", autocommit=True,
+    )  # fmt: skip
+    try:
+        async with admin.cursor() as cur:
+            await cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET latin1")
+        driver: Any = create_driver(urlunsplit(parts._replace(path=f"/{database}", query="")))
+        try:
+            await driver.migrate()
+            queue = "队列-é"
+            (job_id,) = await enqueue(driver, queue)
+            job = await reserve_one(driver, queue)
+            error = ErrorInfo("Fehler", "kaputt: 失败 ☃", "Traceback ☃")
+            assert await driver.complete([done(job, OutcomeKind.RETRY, error=error)]) == [True]
+            info = await driver.get_job(job_id)
+            assert (info.queue, info.error) == (queue, error)
+            job = await reserve_one(driver, queue)
+            assert await driver.complete([done(job, result=b"ok", result_ttl=60)]) == [True]
+        finally:
+            await driver.close()
+    finally:
+        async with admin.cursor() as cur:
+            await cur.execute(f"DROP DATABASE IF EXISTS `{database}`")  # this test's own
+        admin.close()
 
 
 # -- housekeeping ----------------------------------------------------------------------

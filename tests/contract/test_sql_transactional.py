@@ -23,7 +23,7 @@ from conveyor.core.dispatch import dispatch_many
 from conveyor.exceptions import ConfigurationError
 from tests.contract.conftest import DRIVERS, DriverSpec, Names, require_service
 
-SQL = [spec for spec in DRIVERS if spec.name in ("postgresql", "mysql")]
+SQL = [spec for spec in DRIVERS if spec.name in ("postgresql", "mysql", "mysql8")]
 KINDS = ("native", "sa_session", "sa_connection")
 
 ran: list[int] = []

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor
-from tests.contract import sql_isolation
+from tests.contract import mysql_server, sql_isolation
 from tests.contract.conftest import require_service
 from tests.integration import tasks_cli
 from tests.integration.helpers import TASKS, Running, dispatch, records, wait_until
@@ -34,16 +34,20 @@ pytestmark = pytest.mark.slow
 
 SERVERS = {"postgresql": sql_isolation.POSTGRES_URL, "mysql": sql_isolation.MYSQL_URL}
 ENV = {"postgresql": "CONVEYOR_TEST_POSTGRES_URL", "mysql": "CONVEYOR_TEST_MYSQL_URL"}
+#: MySQL itself (8.0+) beside MariaDB: a private server, see tests/contract/mysql_server.py
+KINDS = sorted([*SERVERS, "mysql8"])
 Start = Callable[..., Running]
 
 
 def _base(name: str) -> str:
+    if name == "mysql8":
+        return mysql_server.shared_url()
     url = os.environ.get(ENV[name]) or SERVERS[name]
     require_service(name, url)
     return url
 
 
-@pytest.fixture(params=sorted(SERVERS))
+@pytest.fixture(params=KINDS)
 def sql_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A private, migrated namespace on the shared server (set up and dropped with its own
     event loop, so that sync tests can drive processes)."""
@@ -140,7 +144,8 @@ async def _kill_connections(url: str, driver: Any) -> int:
 
     pool = driver._pool
     ids = [c.thread_id() for c in [*pool._free, *pool._used]]
-    admin = await asyncmy.connect(host="127.0.0.1", user="root", password="", db="test")
+    port = driver._connect_args["port"]
+    admin = await asyncmy.connect(host="127.0.0.1", port=port, user="root", db="test")
     try:
         async with admin.cursor() as cur:
             for thread in ids:
@@ -280,11 +285,18 @@ def _can_run(kind: str) -> bool:
     return shutil.which("mariadb-install-db") is not None and shutil.which("mariadbd") is not None
 
 
-@pytest.mark.parametrize("kind", sorted(SERVERS))
+@pytest.mark.parametrize("kind", KINDS)
 async def test_workers_carry_on_across_a_database_restart(tmp_path: Path, kind: str) -> None:
-    if not _can_run(kind):
+    server: PrivateServer | mysql_server.MySQLServer
+    if kind == "mysql8":
+        command = mysql_server.find_mysqld()
+        if command is None:
+            mysql_server.skip_or_fail("no MySQL 8+ mysqld to start a private server")
+        server = mysql_server.MySQLServer(command)
+    elif not _can_run(kind):
         pytest.skip(f"no {kind} server binaries to start a private server")
-    server = PrivateServer(kind)
+    else:
+        server = PrivateServer(kind)
     try:
         await asyncio.to_thread(server.install)
         await asyncio.to_thread(server.start)

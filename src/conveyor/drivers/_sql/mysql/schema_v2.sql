@@ -5,6 +5,9 @@
 --   takes it), so version 1 migrated on MySQL 8+ but every reserve failed there.
 -- * complete: a job that succeeds after failed attempts no longer keeps the error of
 --   the last failure (error_type, error_message and traceback are cleared).
+-- * both: parameters and variables that hold names, tokens and error texts are utf8mb4,
+--   like the columns, whatever the database's default character set (in a latin1
+--   database, version 1 failed on a queue name or an error message outside latin1).
 --
 -- Placeholders and statement ends as in schema_v1.sql. Re-runnable: each procedure is
 -- dropped if it exists and created again.
@@ -26,13 +29,14 @@ DELIMITER //
 -- wait on rows that open transactions are inserting, such as jobs enqueued in a caller's
 -- transaction. All in one transaction (READ COMMITTED, set by the driver): a deadlock
 -- victim leaves nothing half taken and can call again.
-CREATE PROCEDURE {reserve}(IN p_queues LONGTEXT, IN p_limit INT, IN p_lease DOUBLE,
-                           IN p_token VARCHAR(40))
+CREATE PROCEDURE {reserve}(IN p_queues LONGTEXT CHARACTER SET utf8mb4, IN p_limit INT,
+                           IN p_lease DOUBLE,
+                           IN p_token VARCHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin)
 BEGIN
     DECLARE v_left INT DEFAULT p_limit;
     DECLARE v_i INT DEFAULT 0;
     DECLARE v_count INT DEFAULT JSON_LENGTH(p_queues);
-    DECLARE v_queue VARCHAR(191);
+    DECLARE v_queue VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
     DECLARE v_list LONGTEXT;
     DECLARE v_until DATETIME(6);
     DECLARE v_next DATETIME(6) DEFAULT NULL;
@@ -136,18 +140,18 @@ DELIMITER //
 -- attempt. Returns one row: their indexes, as
 -- "i,j,...,". One single-row statement per outcome, by the job's id (see reserve for why
 -- not a join), in one transaction.
-CREATE PROCEDURE {complete}(IN p_outcomes LONGTEXT)
+CREATE PROCEDURE {complete}(IN p_outcomes LONGTEXT CHARACTER SET utf8mb4)
 BEGIN
     DECLARE v_done INT DEFAULT 0;
     DECLARE v_i INT;
-    DECLARE v_id VARCHAR(191);
-    DECLARE v_token VARCHAR(64);
+    DECLARE v_id VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+    DECLARE v_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
     DECLARE v_code INT;
     DECLARE v_secs DOUBLE;
     DECLARE v_result LONGTEXT;
-    DECLARE v_type VARCHAR(255);
-    DECLARE v_msg LONGTEXT;
-    DECLARE v_tb LONGTEXT;
+    DECLARE v_type VARCHAR(255) CHARACTER SET utf8mb4;
+    DECLARE v_msg LONGTEXT CHARACTER SET utf8mb4;
+    DECLARE v_tb LONGTEXT CHARACTER SET utf8mb4;
     DECLARE v_at DATETIME(6);
     DECLARE v_later DATETIME(6);
     DECLARE v_held LONGTEXT DEFAULT '';

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Unpack a MySQL server (Oracle's MySQL, not MariaDB) into a private root for the tests,
+# from Debian's own archive: Debian 12 has only MariaDB, Debian unstable has
+# mysql-server-core (MySQL 8.4 or later, built against a newer C and C++ runtime than
+# Debian 12's). The server and that runtime are unpacked (dpkg-deb -x) into ROOT;
+# nothing is installed into the system and the system's apt state is left alone.
+# tests/contract/mysql_server.py then runs ROOT/usr/sbin/mysqld with ROOT's own loader.
+#
+#   sudo tests/contract/install_mysql.sh [ROOT]    (default: /opt/mysql)
+set -euo pipefail
+ROOT=${1:-/opt/mysql}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# the Debian mirror this machine already uses, with the unstable suite
+mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+if [ -z "$mirror" ]; then
+  mirror=$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list)
+fi
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+echo "deb [signed-by=$keyring] $mirror sid main" >"$work/sources.list"
+mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/debs"
+opts=(-o "Dir::Etc::sourcelist=$work/sources.list" -o Dir::Etc::sourceparts=/nonexistent
+      -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work"
+      -o "Dir::Cache::archives=$work/archives" -o APT::Sandbox::User=root)
+apt-get "${opts[@]}" -qq update
+
+# the server, the libraries it names, and the runtime they need (names as unstable has them)
+deps=$(apt-cache "${opts[@]}" show mysql-server-core | awk -F': ' '/^Depends:/ {print $2; exit}' \
+  | tr ',' '\n' | sed -E 's/\|.*//; s/\(.*\)//; s/:any//; s/ //g' | grep -v '^perl$' || true)
+cd "$work/debs"
+# shellcheck disable=SC2086
+apt-get "${opts[@]}" -qq download mysql-server-core $deps libc6 libstdc++6 libgcc-s1 \
+  libunwind8 libtcmalloc-minimal4t64
+mkdir -p "$ROOT"
+for deb in ./*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
+
+libs="$ROOT/usr/lib/x86_64-linux-gnu"
+run=("$libs/ld-linux-x86-64.so.2" --library-path "$libs:/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu")
+if "${run[@]}" --list "$ROOT/usr/sbin/mysqld" | grep 'not found'; then
+  echo "install_mysql: libraries missing (above): install them from Debian 12 or add them here" >&2
+  exit 1
+fi
+"${run[@]}" "$ROOT/usr/sbin/mysqld" --version
