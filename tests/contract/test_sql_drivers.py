@@ -282,6 +282,41 @@ async def test_two_prefixes_in_one_database_are_separate(
             await b.close()
 
 
+async def test_a_user_with_mysqls_default_password_plugin_connects(
+    sql_spec: DriverSpec, sql_url: str
+) -> None:
+    """MySQL 8+ stores passwords with caching_sha2_password; the first login after the
+    cache is flushed is a full exchange (RSA over plain TCP), which needs cryptography."""
+    if sql_spec.name != "mysql8":
+        pytest.skip("MySQL's default password plugin, on the private MySQL server")
+    import asyncmy
+
+    parts = urlsplit(sql_url)
+    user, password = sql_isolation.private_name(), "pw-" + sql_isolation.private_name()
+    admin = await asyncmy.connect(
+        host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
+        password=parts.password or "", autocommit=True,
+    )  # fmt: skip
+    try:
+        async with admin.cursor() as cur:
+            await cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+            await cur.execute(f"GRANT ALL ON `{parts.path.lstrip('/')}`.* TO '{user}'@'%'")
+            await cur.execute("FLUSH PRIVILEGES")  # empties the cache: a full exchange
+            await cur.execute("SELECT plugin FROM mysql.user WHERE user = %s", (user,))
+            assert await cur.fetchall() == (("caching_sha2_password",),)
+        netloc = f"{user}:{password}@{parts.hostname}:{parts.port}"
+        driver: Any = create_driver(urlunsplit(parts._replace(netloc=netloc)))
+        try:
+            (job_id,) = await enqueue(driver, "q")
+            assert (await reserve_one(driver, "q")).id == job_id
+        finally:
+            await driver.close()
+    finally:
+        async with admin.cursor() as cur:
+            await cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        admin.close()
+
+
 async def test_a_latin1_database_takes_any_queue_name_and_error_text(
     sql_spec: DriverSpec, tmp_path: Any
 ) -> None:

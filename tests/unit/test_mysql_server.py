@@ -16,7 +16,7 @@ from conveyor.drivers._sql.mysql_server import (
     parse_version,
     unsupported_message,
 )
-from conveyor.exceptions import SchemaError
+from conveyor.exceptions import ConfigurationError, SchemaError
 
 
 @pytest.mark.parametrize(
@@ -140,3 +140,18 @@ def test_the_sql_uses_nothing_only_one_flavour_has() -> None:
 def _code(sql: str) -> str:
     """``sql`` without its ``--`` comments, upper-cased."""
     return "\n".join(ln.split("--", 1)[0] for ln in sql.splitlines()).upper()
+
+
+async def test_a_missing_cryptography_package_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def create_pool(**_: Any) -> Any:
+        raise RuntimeError(
+            "'cryptography' package is required for sha256_password or "
+            "caching_sha2_password auth methods"
+        )
+
+    monkeypatch.setattr(mysql_driver.asyncmy, "create_pool", create_pool)
+    driver = mysql_driver.MySQLDriver.from_url("mysql://app:pw@db.invalid:3306/app")
+    with pytest.raises(ConfigurationError, match=r"caching_sha2_password .*conveyor\[mysql\]"):
+        await driver.connect()

@@ -149,6 +149,13 @@ class MySQLDriver(SqlDriver):
             )
         except (OSError, TimeoutError, my_errors.MySQLError) as exc:
             raise BrokerUnavailableError(f"cannot connect to {self.where}: {exc}") from exc
+        except RuntimeError as exc:  # asyncmy's word for a missing optional package
+            if "cryptography" not in str(exc):
+                raise
+            raise ConfigurationError(
+                f"{self.where}: the server asks for caching_sha2_password or sha256_password "
+                "(MySQL 8's default), which needs cryptography: pip install 'conveyor[mysql]'"
+            ) from exc
         try:
             self.server = await self._identify(pool)
         except (OSError, TimeoutError, my_errors.MySQLError) as exc:
