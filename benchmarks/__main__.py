@@ -420,7 +420,7 @@ def _duration(
 
 def _settle(args: argparse.Namespace) -> Callable[[], float | None]:
     """Before each side-by-side run: a short wait for a quiet machine (recorded)."""
-    settle = 0.0 if args.quick else min(args.settle, 1.5)
+    settle = 0.0 if args.quick else min(args.settle, 1.0)
 
     def quiet() -> float | None:
         return wait_for_quiet(QUIET_CORES, settle, window=0.2) if settle > 0 else None

@@ -242,7 +242,9 @@ async def _burst(framework: Framework, spec: RunSpec) -> dict[str, Any]:
     # CPU of the worker process (all its threads; not its children): the cost per job,
     # much less sensitive than wall-clock rates to other load on a shared machine
     out["worker_cpu_seconds"] = cpu
-    out["cpu_us_per_job"] = cpu / (len(done) if out.get("truncated") else spec.count) * 1e6
+    jobs = len(done) if out.get("truncated") else spec.count
+    if jobs:
+        out["cpu_us_per_job"] = cpu / jobs * 1e6
     return out
 
 
@@ -309,7 +311,9 @@ def run(spec: RunSpec) -> dict[str, Any]:
         if prepare is not None:  # not timed: e.g. the schema in the run's fresh database
             runner.run(prepare(spec))
         result = runner.run(main(framework, spec))
-    if result.get("completed") != spec.count and not result.get("truncated"):
+    if result.get("truncated") and not result.get("completed"):
+        result["error"] = f"no job completed within the {spec.budget:g} s budget"
+    elif result.get("completed") != spec.count and not result.get("truncated"):
         why = f": {result['worker_error']}" if result.get("worker_error") else ""
         result["error"] = f"only {result.get('completed')} of {spec.count} jobs completed{why}"
     return result

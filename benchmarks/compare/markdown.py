@@ -97,12 +97,13 @@ def _body(comp: Comparison, target_title: str, target_rows: list[list[str]]) -> 
         parts += ["### Not measured", ""]
         parts += [f"- {fw}: {why}" for fw, why in comp.skipped.items()]
         parts.append("")
-    failures = [(c, e) for c in comp.cells.values() for e in c.errors]
+    failures = [r for r in comp.raw if "error" in r["result"]]  # the sweep's too
     if failures:
         parts += ["### Failed runs", ""]
         parts += [
-            f"- {c.framework}/{c.scenario}/{c.setting.label}: {e.strip().splitlines()[-1][:400]}"
-            for c, e in failures
+            f"- {r['framework']}/{r['scenario']}/{r['setting']} ({r['role']}): "
+            + (str(r["result"]["error"]).strip().splitlines() or ["?"])[-1][:400]
+            for r in failures
         ]
         parts.append("")
     return parts

@@ -260,7 +260,7 @@ def execute(
             for fw in comp.frameworks:
                 for sc in burst:
                     label = comp.best[(fw, sc)]
-                    if (fw, sc, label) in comp.cells and sc in REFERENCED:
+                    if sc in REFERENCED and label == comp.reference(fw, sc).label:
                         comp.cells[(fw, sc, label)].roles.add("best")
                         continue
                     setting = next(s for s in comp.settings(fw, sc) if s.label == label)

@@ -191,10 +191,10 @@ class ExternalWorker:
     async def _wait_complete(self, n: int) -> str | None:
         """Watch the completion table until all ``n`` slots are stamped; else why not.
 
-        ``spec.budget`` > 0: stop after that many seconds (``self.truncated``), counting
-        whatever was done by then.
+        ``spec.budget`` > 0: stop that many seconds after the first worker process is
+        ready (``self.truncated``), counting whatever was done by then.
         """
-        budget_end = time.monotonic() + self.spec.budget if self.spec.budget > 0 else None
+        budget_end: float | None = None
         table = CompletionTable(self.workdir / "completions.bin", n)
         view = table.view
         pos = 0
@@ -208,6 +208,8 @@ class ExternalWorker:
                 if pos >= n:
                     return None
                 now = time.monotonic()
+                if budget_end is None and self.spec.budget > 0 and self._ready_stamps():
+                    budget_end = now + self.spec.budget  # boot time is not the budget's
                 if budget_end is not None and now > budget_end:
                     self.truncated = True
                     return None
