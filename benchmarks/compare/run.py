@@ -28,8 +28,8 @@ SINGLE_COUNT = 5_000
 #: sweep runs use this fraction of the scenario's jobs
 SWEEP_FRACTION = 4
 #: a run's worker is stopped after this long; its rates are over the jobs done by then
-BUDGET_SECONDS = 3.0
-SWEEP_BUDGET_SECONDS = 2.0
+BUDGET_SECONDS = 2.5
+SWEEP_BUDGET_SECONDS = 1.5
 QUICK_BUDGET_SECONDS = 2.0
 #: the latency scenario side by side: a light load every framework can keep up with
 LATENCY_RATE = 200.0
