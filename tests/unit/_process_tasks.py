@@ -117,3 +117,16 @@ def unencodable() -> object:
 @task(process=True)
 def echo(data: bytes) -> bytes:
     return data
+
+
+@task(process=True)
+def quick_or_die(code: int, marker: str = "") -> int:
+    """Returns at once (code < 0), or kills its process with exit code ``code``.
+
+    With ``marker``, first creates that file: proof that the job ran.
+    """
+    if marker:
+        Path(marker).touch()
+    if code >= 0:
+        os._exit(code)
+    return os.getpid()

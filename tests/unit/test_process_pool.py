@@ -335,3 +335,74 @@ def test_tasks_defined_in_a_main_script(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["__main__.square", "ok", "49"]
+
+
+async def _learn_it_is_quick(pool: ProcessPool) -> int:
+    """Run ``quick_or_die`` a few times, so the pool queues jobs behind it; its pid."""
+    pids = {result(await run(pool, "quick_or_die", code=-1)) for _ in range(3)}
+    assert len(pids) == 1
+    return pids.pop()
+
+
+async def test_a_short_job_gets_the_next_one_queued_behind_it(pool1: ProcessPool) -> None:
+    pid = await _learn_it_is_quick(pool1)
+    outs = await asyncio.gather(*(run(pool1, "quick_or_die", code=-1) for _ in range(50)))
+    assert {result(o) for o in outs} == {pid}
+    assert pool1.queued_handoffs > 0  # some went to the busy child, not after a round trip
+
+
+async def test_a_job_queued_behind_one_that_kills_the_child_runs_elsewhere(
+    pool1: ProcessPool, tmp_path: Path
+) -> None:
+    first = await _learn_it_is_quick(pool1)
+    before = pool1.queued_handoffs
+    marker = tmp_path / "ran"
+    dying, queued = await asyncio.gather(
+        run(pool1, "quick_or_die", code=7),
+        run(pool1, "quick_or_die", code=-1, marker=str(marker)),
+    )
+    assert pool1.queued_handoffs == before + 1  # the second was queued behind the first
+    assert dying.kind == "crashed"
+    assert "exit code 7" in dying.error_message
+    assert result(queued) != first  # ran once, in the replacement child
+    assert marker.exists()
+
+
+async def test_a_queued_job_whose_caller_gives_up_is_skipped(
+    pool1: ProcessPool, tmp_path: Path
+) -> None:
+    await _learn_it_is_quick(pool1)
+    marker = tmp_path / "ran"
+    progress = Progress()
+    head = asyncio.create_task(run(pool1, "wait_for_cancel", progress=progress, limit=30))
+    await progress.seen.wait()
+    # the head is running but not known to be quick: nothing is queued behind it
+    assert pool1.queued_handoffs == 0
+    head.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await head
+    pid = await _learn_it_is_quick(pool1)
+    for _ in range(3):  # ~10 ms: short enough to queue behind, long enough to cancel in
+        assert result(await run(pool1, "sleepy", seconds=0.01)) == pid
+    before = pool1.queued_handoffs
+    blocker = asyncio.create_task(run(pool1, "sleepy", seconds=0.01))
+    queued = asyncio.create_task(run(pool1, "quick_or_die", code=-1, marker=str(marker)))
+    await asyncio.sleep(0)  # both handed out: the second queued behind the first
+    assert pool1.queued_handoffs == before + 1
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert result(await blocker) == pid
+    assert result(await run(pool1, "quick_or_die", code=-1)) == pid  # the child carries on
+    assert not marker.exists()
+
+
+async def test_a_long_job_gets_nothing_queued_behind_it(pool: ProcessPool) -> None:
+    assert result(await run(pool, "sleepy", seconds=0.1))  # now known to take ~100 ms
+    progress = Progress()
+    long = asyncio.create_task(run(pool, "sleepy", progress=progress, seconds=3))
+    await progress.seen.wait()
+    outs = await asyncio.gather(*(run(pool, "add", a=i, b=1) for i in range(20)))
+    assert [result(o)[0] for o in outs] == list(range(1, 21))
+    assert not long.done()  # none of them waited for the long job
+    assert result(await long)

@@ -8,6 +8,7 @@ message is ever pickled). See :mod:`conveyor.worker.process_pool` for the design
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import importlib
 import os
@@ -15,8 +16,9 @@ import signal
 import struct
 import threading
 import traceback
+from collections.abc import Awaitable
 from multiprocessing.connection import Connection
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -26,11 +28,12 @@ from conveyor.core.registry import registry
 from conveyor.core.signals import Fail, Retry, Snooze
 from conveyor.exceptions import ConfigurationError
 
-OutcomeKind = Literal["ok", "error", "retry", "snooze", "fail", "timeout", "crashed"]
+OutcomeKind = Literal["ok", "error", "retry", "snooze", "fail", "timeout", "crashed", "skipped"]
 _HEADER = struct.Struct("!Q")
 
 
 class _Run(msgspec.Struct, tag="run", array_like=True):
+    seq: int  # the parent numbers its jobs; cancel and skip flags name a job by it
     name: str
     args: bytes
     job: tuple[str, str, str, int, int]
@@ -91,17 +94,27 @@ def _failed(
 
 
 class _SharedFlag(threading.Event):
-    """The cancel flag shared with the parent, as the ``threading.Event`` JobContext holds."""
+    """The cancel flag shared with the parent, as the ``threading.Event`` JobContext holds.
 
-    def __init__(self, value: ctypes.c_bool) -> None:
+    The parent writes the number of the job it cancels; the flag is set for that job only,
+    so a cancel meant for one job can't leak into the next one this child runs.
+    """
+
+    def __init__(self, value: ctypes.c_long) -> None:
         super().__init__()
         self._value = value
+        self.seq = 0
 
     def is_set(self) -> bool:
-        return bool(self._value.value)
+        return self._value.value == self.seq
 
 
-async def _execute(run: _Run, codec: Codec, fd: int, flag: threading.Event) -> _Done:
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def _execute(run: _Run, codec: Codec, fd: int, flag: _SharedFlag, runner: asyncio.Runner) -> _Done:
+    """Run one job. A sync task is called right here: no event loop, no thread hop."""
     task = registry.get(run.name)
     if task is None:
         exc = ConfigurationError(f"task {run.name!r} is not registered in the process pool")
@@ -120,17 +133,20 @@ async def _execute(run: _Run, codec: Codec, fd: int, flag: threading.Event) -> _
         if running:
             _write_frame(fd, _Progress(fraction, message))
 
-    loop = asyncio.get_running_loop()
+    flag.seq = run.seq
     ctx = JobContext(
-        *run.job, _reporter=report, _loop=loop, cancel_flag=flag, sync_reporter=report_sync
+        *run.job,
+        _reporter=report,
+        _loop=runner.get_loop(),
+        cancel_flag=flag,
+        sync_reporter=report_sync,
     )
     set_current_job(ctx)
     try:
-        if task.is_async:
-            value = await task.invoke(positional, keywords)
+        if task.is_async:  # in a copy of this context, so current_job() works inside
+            coro = _awaited(task.invoke(positional, keywords))
+            value = runner.run(coro, context=contextvars.copy_context())
         else:
-            # a child runs one job at a time: a sync task may block this loop, which
-            # saves a thread hop per job (progress frames are written synchronously)
             value = task.invoke(positional, keywords)
     except Retry as exc:
         return _failed("retry", exc, True, exc.delay)
@@ -150,7 +166,12 @@ async def _execute(run: _Run, codec: Codec, fd: int, flag: threading.Event) -> _
 
 
 def _child_main(
-    inbox: Connection, outbox: Connection, cancel: ctypes.c_bool, modules: list[str], codec: str
+    inbox: Connection,
+    outbox: Connection,
+    cancel: ctypes.c_long,
+    skip: ctypes.c_long,
+    modules: list[str],
+    codec: str,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle
     fd = outbox.fileno()
@@ -166,8 +187,11 @@ def _child_main(
         _write_frame(fd, _Ready())
         with asyncio.Runner() as runner:
             while not isinstance(msg := _to_child.decode(inbox.recv_bytes()), _Stop):
+                if skip.value == msg.seq:  # its caller gave up while it waited here
+                    _write_frame(fd, _Done("skipped"))
+                    continue
                 try:
-                    done = runner.run(_execute(msg, codec_, fd, flag))
+                    done = _execute(msg, codec_, fd, flag, runner)
                 except BaseException as exc:  # should_retry() itself raised
                     done = _failed("error", exc, retryable=False)
                 _write_frame(fd, done)

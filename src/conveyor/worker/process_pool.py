@@ -14,21 +14,28 @@ start-up configuration (pipe ends, cancel flag, module list, codec name).
 
 - Start method ``forkserver`` on Linux, ``spawn`` elsewhere. A child imports the
   worker's ``modules`` (so its registry has the tasks; a failure is a
-  ``ConfigurationError`` from ``start()``), then keeps one ``asyncio.Runner`` for life.
-  Sync tasks run in that loop's default thread (``asyncio.to_thread``), so
-  ``current_job().report_progress_sync()`` works as in the worker's thread pool.
-- ``size`` slots wait in an ``asyncio.Queue``; ``run()`` takes one. A killed, crashed
-  or recycled child is replaced in the background and its slot comes back once the
-  replacement is ready; a child found dead while idle is replaced before the job.
+  ``ConfigurationError`` from ``start()``), then keeps one ``asyncio.Runner`` for life
+  for async tasks; sync tasks are called directly (no loop, no thread hop), and
+  ``current_job().report_progress_sync()`` writes its progress frame itself.
+- ``run()`` hands the job to an idle child; failing that, to a child whose current job
+  is of a task that usually takes under ``_SHORT`` and has run for less than that (one
+  job queued behind it, ``_DEPTH``), so a child never waits for the parent between short
+  jobs and a long job never holds up a queued one; else it waits until a child frees up.
+  Jobs come back in the order they were sent. A killed, crashed or recycled child is
+  replaced in the background; a job that was queued behind the one that killed it never
+  started, and goes to another child ("requeue", internal to ``run()``).
 - Parent to child: ``Connection.send_bytes`` (the idle child is blocked reading). Child
   to parent: length-prefixed frames on a non-blocking pipe read by ``loop.add_reader``.
   Progress frames are coalesced (the newest unseen one is delivered) so a chatty task
   can't grow memory; ``on_progress`` errors are logged, never fail the job.
-- Cancellation: each child shares a lock-free boolean with the parent (a killed child
-  can't leave it locked). It is cleared when a job starts; while the job runs the
-  parent polls ``cancelled.is_set()`` every 50 ms and sets it; the child's
-  ``current_job().is_cancelled`` reads it.
-- ``timeout`` counts from when a child receives the job, not the wait for a child.
+- Cancellation: each child shares two lock-free integers with the parent (a killed child
+  can't leave them locked); jobs are numbered. ``cancel`` holds the number of the job
+  to cancel: the child's ``current_job().is_cancelled`` is true only for that job. While
+  a job runs the parent polls ``cancelled.is_set()`` every 50 ms and forwards it. ``skip``
+  holds the number of a queued job whose caller gave up: the child answers "skipped"
+  instead of running it.
+- ``timeout`` counts from when the child starts the job (when the parent sent it to an
+  idle child, or read the result of the job ahead of it), not the wait for a child.
 - Tasks in a script run as ``__main__``: forkserver and spawn import the script as
   ``__mp_main__`` in the child (so guard its entry point with ``if __name__ ==
   "__main__":``) and task names map ``__mp_main__`` back to ``__main__``.
@@ -40,6 +47,7 @@ start-up configuration (pipe ends, cancel flag, module list, codec name).
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import logging
 import multiprocessing
@@ -124,26 +132,56 @@ def _launch(process: BaseProcess, *child_ends: Connection) -> None:
             end.close()
 
 
+_DEPTH = 2  # jobs a child holds: the one it runs and the next, so it never waits for us
+_SHORT = 0.025  # seconds: only tasks that usually finish this fast get a job queued behind
+
+
+class _Job:
+    """One job handed to a child, until its outcome is known."""
+
+    __slots__ = ("abandoned", "outcome", "progress", "seq", "started", "task", "wakeup")
+
+    def __init__(self, task: str, seq: int) -> None:
+        self.task = task
+        self.seq = seq
+        self.started: float | None = None  # loop time it became the child's current job
+        self.outcome: _Done | Literal["crashed", "timeout", "requeue"] | None = None
+        self.progress: _Progress | None = None
+        self.wakeup = asyncio.Event()
+        self.abandoned = False
+
+
 class _Child:
-    """One child process, seen from the parent."""
+    """One child process, seen from the parent: its pipes and the jobs it holds, in order."""
 
     def __init__(
         self,
         process: BaseProcess,
         to_child: Connection,
         from_child: Connection,
-        cancel: ctypes.c_bool,
+        cancel: ctypes.c_long,
+        skip: ctypes.c_long,
+        on_lost: Callable[[_Child], None],
+        on_free: Callable[[], None],
     ) -> None:
         self.process = process
         self.to_child = to_child
         self.from_child = from_child
         self.cancel = cancel
+        self.skip = skip
+        self.on_lost = on_lost
+        self.on_free = on_free
         self.launched: asyncio.Future[None] | None = None
         self.buffer = bytearray()
-        self.progress: _Progress | None = None
-        self.reply: _Ready | _Fatal | _Done | None = None
+        self.reply: _Ready | _Fatal | None = None  # its start-up answer
+        self.started = asyncio.Event()  # a start-up answer or EOF came
+        self.gone = asyncio.Event()  # released by ProcessPool._discard
+        self.exitcode: int | None = None
+        self.pid: int | None = None
+        self.inflight: collections.deque[_Job] = collections.deque()
         self.eof = False
-        self.wakeup = asyncio.Event()
+        self.lost = False  # dead, killed or being replaced: takes no more jobs
+        self.retiring = False  # served its max jobs: takes no more, stops when drained
         self.jobs = 0
 
     def on_readable(self) -> None:
@@ -161,23 +199,55 @@ class _Child:
                     break
                 frame = _from_child.decode(self.buffer[_HEADER.size : _HEADER.size + size])
                 del self.buffer[: _HEADER.size + size]
-                if isinstance(frame, _Progress):
-                    self.progress = frame
-                else:
-                    self.reply = frame
+                self._on_frame(frame)
         except msgspec.DecodeError:
             chunk = b""  # not our protocol: treat the child as lost
         if not chunk:
             asyncio.get_running_loop().remove_reader(self.from_child.fileno())
             self.eof = True
-        self.wakeup.set()
+            self.started.set()
+            self.fail("crashed")
+
+    def _on_frame(self, frame: _Ready | _Fatal | _Progress | _Done) -> None:
+        if isinstance(frame, _Done):
+            if self.inflight:
+                job = self.inflight.popleft()
+                job.outcome = frame
+                job.wakeup.set()
+                if job.abandoned:  # no caller will say this child has room again
+                    self.on_free()
+                if self.inflight:  # the child went straight on to the next one
+                    head = self.inflight[0]
+                    head.started = asyncio.get_running_loop().time()
+                    head.wakeup.set()
+        elif isinstance(frame, _Progress):
+            if self.inflight:  # coalesced: the newest unseen one is delivered
+                head = self.inflight[0]
+                head.progress = frame
+                head.wakeup.set()
+        else:
+            self.reply = frame
+            self.started.set()
+
+    def fail(self, head: Literal["crashed", "timeout"]) -> None:
+        """The child is gone: its current job ended as ``head``; the rest never started."""
+        kind: Literal["crashed", "timeout", "requeue"] = head
+        while self.inflight:
+            job = self.inflight.popleft()
+            job.outcome = kind
+            job.wakeup.set()
+            kind = "requeue"
+        if not self.lost:
+            self.lost = True
+            self.on_lost(self)
 
 
 class _Slot:
-    __slots__ = ("child",)
+    __slots__ = ("broken", "child")
 
     def __init__(self) -> None:
         self.child: _Child | None = None
+        self.broken = False  # its replacement failed to start: the next caller retries
 
 
 async def _wait_exit(process: BaseProcess, limit: float) -> bool:
@@ -228,7 +298,11 @@ class ProcessPool:
         if sys.platform.startswith("linux"):  # no fork of a threaded parent; fast starts
             self._mp = multiprocessing.get_context("forkserver")
         self._slots: list[_Slot] = []
-        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._typical: dict[str, float] = {}  # task name -> smoothed run time (seconds)
+        self._seq = 0
+        #: jobs handed to a child that was still busy with another (a measure, for tests)
+        self.queued_handoffs = 0
         self._live: set[_Child] = set()
         self._background: set[asyncio.Task[object]] = set()
         self._all_gone = asyncio.Event()
@@ -254,7 +328,6 @@ class ProcessPool:
             raise next(e for e in started if isinstance(e, BaseException))
         for slot, child in zip(slots, children, strict=True):
             slot.child = child
-            self._idle.put_nowait(slot)
         self._slots = slots
 
     async def run(
@@ -269,54 +342,39 @@ class ProcessPool:
         """Run one job in a child; waits for a free child first."""
         if not self._slots:
             raise RuntimeError("ProcessPool.run() before start()")
-        slot = await self._idle.get()
-        try:
-            if self._closed:
-                raise RuntimeError("the process pool is closed")
-            if slot.child is not None and slot.child.eof:  # died while idle: not this job's fault
-                await self._discard(slot.child, kill=True)
-                slot.child = None
-            if slot.child is None:  # its replacement failed to start: try again now
-                slot.child = await self._start_child()
-        except BaseException:
-            self._idle.put_nowait(slot)
-            raise
-        child = slot.child
-        child.jobs += 1
-        run = _Run(task_name, args, (job.id, job.task, job.queue, job.attempt, job.max_attempts))
-        try:
-            done = await self._exchange(child, run, timeout, on_progress, cancelled)
-        except BaseException:  # our caller gave up mid-job: the child can't be reused
-            child.process.kill()
-            self._retire(slot, kill=True)
-            raise
+        info = (job.id, job.task, job.queue, job.attempt, job.max_attempts)
+        while True:  # a job queued behind one that killed its child goes to another child
+            child = await self._acquire()
+            self._seq += 1
+            entry = _Job(task_name, self._seq)
+            run = _Run(entry.seq, task_name, args, info)
+            done = await self._exchange(child, entry, run, timeout, on_progress, cancelled)
+            if done != "requeue":
+                break
         if done == "timeout":
-            self._retire(slot, kill=True)
             message = f"task exceeded its timeout of {timeout:g}s; its process was killed"
             return ProcessOutcome("timeout", None, None, "TimeoutError", message, "", True)
         if done == "crashed":
-            await _wait_exit(child.process, 5.0)
-            reason = _exit_reason(child.process.exitcode)
-            log.warning("process_pool.child_crashed pid=%s %s", child.process.pid, reason)
-            self._retire(slot, kill=True)
+            try:
+                async with asyncio.timeout(5.0):
+                    await child.gone.wait()
+            except TimeoutError:
+                pass
+            reason = _exit_reason(child.exitcode)
+            log.warning("process_pool.child_crashed pid=%s %s", child.pid, reason)
             message = f"the process running the task died ({reason})"
             return ProcessOutcome("crashed", None, None, "ProcessCrashedError", message, "", True)
-        if self._closed or (self._max_jobs is not None and child.jobs >= self._max_jobs):
-            self._retire(slot, kill=False)
-        else:
-            self._idle.put_nowait(slot)
         fields = (done.error_type, done.error_message, done.traceback, done.retryable)
         return ProcessOutcome(done.kind, done.result, done.delay, *fields)
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Stop idle children now, busy ones after their job; SIGKILL any left at the deadline."""
+        """Stop idle children now, busy ones after their jobs; SIGKILL any left at the deadline."""
         if self._closed:
             return
-        self._closed = True  # from now on run() stops its child after the job, no replacement
-        held: list[_Slot] = []
-        while not self._idle.empty():
-            held.append(slot := self._idle.get_nowait())
-            self._retire(slot, kill=False, requeue=False)
+        self._closed = True  # from now on no job is handed out and nothing is replaced
+        for slot in self._slots:
+            if (child := slot.child) is not None and not child.inflight:
+                self._retire(slot, kill=False)
         if not await self._wait_gone(timeout):
             for child in list(self._live):
                 if child.process.pid is not None and child.process.exitcode is None:
@@ -324,8 +382,7 @@ class ProcessPool:
             await self._wait_gone(15.0)
         while self._background:
             await asyncio.wait(set(self._background))
-        for slot in held:  # wake any run() still waiting for a slot: it raises "closed"
-            self._idle.put_nowait(slot)
+        self._kick(everyone=True)  # callers still waiting for a child raise "closed"
 
     async def _wait_gone(self, limit: float) -> bool:
         try:
@@ -335,34 +392,191 @@ class ProcessPool:
             return False
         return True
 
+    # -- handing out jobs ------------------------------------------------------------------
+
+    def _pick(self) -> _Child | None:
+        """An idle child; else one whose queue is short and quick; else ``None``."""
+        queued: _Child | None = None
+        for slot in self._slots:
+            child = slot.child
+            if child is None or child.lost or child.retiring:
+                continue
+            if not child.inflight:
+                return child
+            if queued is None and len(child.inflight) < _DEPTH and self._quick(child):
+                queued = child
+        return queued
+
+    def _quick(self, child: _Child) -> bool:
+        """Whether a job queued behind ``child``'s would start soon (no long head-of-line wait)."""
+        head = child.inflight[0]
+        if head.started is None or head.abandoned:
+            return False
+        typical = self._typical.get(head.task)
+        if typical is None or typical > _SHORT:
+            return False
+        return asyncio.get_running_loop().time() - head.started < _SHORT
+
+    async def _acquire(self) -> _Child:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._closed:
+                raise RuntimeError("the process pool is closed")
+            child = self._pick()
+            if child is not None:
+                return child
+            broken = next((s for s in self._slots if s.broken), None)
+            if broken is not None:  # a replacement failed to start: try again, for this job
+                broken.broken = False
+                try:
+                    broken.child = await self._start_child()
+                except BaseException:
+                    broken.broken = True
+                    raise
+                continue
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._kick()  # we were woken for a free child we won't use: pass it on
+                else:
+                    self._waiters.remove(waiter)
+                raise
+
+    def _kick(self, *, everyone: bool = False) -> None:
+        """Capacity may have freed up: wake the longest waiter (or all of them)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                if not everyone:
+                    return
+
+    async def _exchange(
+        self,
+        child: _Child,
+        job: _Job,
+        run: _Run,
+        timeout: float | None,
+        on_progress: Callable[[float, str | None], Awaitable[None]],
+        cancelled: CancelFlag,
+    ) -> _Done | Literal["timeout", "crashed", "requeue"]:
+        loop = asyncio.get_running_loop()
+        child.jobs += 1
+        if self._max_jobs is not None and child.jobs >= self._max_jobs:
+            child.retiring = True
+        if not child.inflight:
+            job.started = loop.time()
+        else:
+            self.queued_handoffs += 1
+        child.inflight.append(job)
+        if len(child.inflight) < _DEPTH:
+            self._kick()  # a waiter may queue its job behind this one
+        forwarded = job.started is not None and cancelled.is_set()
+        if forwarded:  # a cancel from before the job started is seen at once
+            child.cancel.value = job.seq
+        try:
+            child.to_child.send_bytes(_encode(run))
+        except OSError:
+            pass  # it just died; its EOF says the rest
+        try:
+            while True:
+                job.wakeup.clear()
+                started = job.started
+                deadline = None if timeout is None or started is None else started + timeout
+                if job.progress is not None:
+                    progress, job.progress = job.progress, None
+                    try:  # bounded by the deadline: a slow progress store can't stretch a job
+                        async with asyncio.timeout_at(deadline):
+                            await on_progress(progress.fraction, progress.message)
+                    except Exception:
+                        log.exception("process_pool.progress_failed")
+                    continue
+                if job.outcome is not None:
+                    break
+                if started is not None and not forwarded and cancelled.is_set():
+                    child.cancel.value = job.seq
+                    forwarded = True
+                wait = None if forwarded or started is None else _POLL
+                if deadline is not None:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        child.process.kill()
+                        child.fail("timeout")
+                        continue
+                    wait = left if wait is None else min(wait, left)
+                try:
+                    async with asyncio.timeout(wait):
+                        await job.wakeup.wait()
+                except TimeoutError:
+                    pass
+        except BaseException:  # our caller gave up mid-job
+            self._abandon(child, job)
+            raise
+        outcome = job.outcome
+        if isinstance(outcome, _Done):
+            if started is not None:
+                took = loop.time() - started
+                was = self._typical.get(job.task)
+                self._typical[job.task] = took if was is None else was + (took - was) / 4
+            if (child.retiring or self._closed) and not child.inflight and not child.lost:
+                child.lost = True
+                self._retire(self._slot_of(child), kill=False)
+            self._kick()
+        return outcome
+
+    def _abandon(self, child: _Child, job: _Job) -> None:
+        if job.outcome is not None:
+            return
+        job.abandoned = True
+        if job.started is not None:  # it is running: the child can't be reused
+            child.process.kill()
+            child.fail("crashed")
+        else:  # still queued in the child: it answers "skipped" instead of running it
+            child.skip.value = job.seq
+
+    def _slot_of(self, child: _Child) -> _Slot | None:
+        return next((s for s in self._slots if s.child is child), None)
+
     # -- children --------------------------------------------------------------------------
+
+    def _on_lost(self, child: _Child) -> None:
+        slot = self._slot_of(child)
+        if slot is not None:
+            self._retire(slot, kill=True)
+        else:  # still starting, or already being replaced
+            self._spawn(self._discard(child, kill=True))
 
     async def _start_child(self) -> _Child:
         child_in, to_child = self._mp.Pipe(duplex=False)
         from_child, child_out = self._mp.Pipe(duplex=False)
-        cancel = self._mp.RawValue(ctypes.c_bool, False)
-        config = (child_in, child_out, cancel, self._modules, self._codec_name)
+        cancel = self._mp.RawValue(ctypes.c_long, 0)
+        skip = self._mp.RawValue(ctypes.c_long, 0)
+        config = (child_in, child_out, cancel, skip, self._modules, self._codec_name)
         process = self._mp.Process(target=_child_main, args=config, name="conveyor-process")
         process.daemon = True
-        child = _Child(process, to_child, from_child, cancel)
+        child = _Child(process, to_child, from_child, cancel, skip, self._on_lost, self._kick)
+        child.lost = True  # until it is ready, nothing may hand it a job
         self._live.add(child)
         self._all_gone.clear()
         loop = asyncio.get_running_loop()
         child.launched = loop.run_in_executor(None, _launch, process, child_in, child_out)
         try:
             await asyncio.shield(child.launched)
+            child.pid = process.pid
             os.set_blocking(from_child.fileno(), False)
             loop.add_reader(from_child.fileno(), child.on_readable)
-            while child.reply is None and not child.eof:
-                await child.wakeup.wait()
-                child.wakeup.clear()
+            await child.started.wait()
         except BaseException:
             self._spawn(self._discard(child, kill=True))
             raise
-        if isinstance(child.reply, _Ready) and not self._closed:
+        if isinstance(child.reply, _Ready) and not child.eof and not self._closed:
             child.reply = None
+            child.lost = False
             return child
-        if isinstance(child.reply, _Ready):
+        if isinstance(child.reply, _Ready) and not child.eof:
             await self._discard(child, kill=False)
             raise RuntimeError("the process pool is closed")
         fatal = child.reply.traceback if isinstance(child.reply, _Fatal) else ""
@@ -371,55 +585,13 @@ class ProcessPool:
             f"a process-pool child could not import {self._modules} ({reason})\n{fatal}".rstrip()
         )
 
-    async def _exchange(
-        self,
-        child: _Child,
-        run: _Run,
-        timeout: float | None,
-        on_progress: Callable[[float, str | None], Awaitable[None]],
-        cancelled: CancelFlag,
-    ) -> _Done | Literal["timeout", "crashed"]:
-        loop = asyncio.get_running_loop()
-        forwarded = cancelled.is_set()  # a cancel that came before the job is seen at once
-        child.cancel.value = forwarded
-        child.progress = None
-        try:
-            child.to_child.send_bytes(_encode(run))
-        except OSError:
-            pass  # it just died; its EOF says the rest
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            child.wakeup.clear()
-            if child.progress is not None:
-                progress, child.progress = child.progress, None
-                try:  # bounded by the deadline: a slow progress store can't stretch a job
-                    async with asyncio.timeout_at(deadline):
-                        await on_progress(progress.fraction, progress.message)
-                except Exception:
-                    log.exception("process_pool.progress_failed")
-            if isinstance(reply := child.reply, _Done):
-                child.reply = None
-                return reply
-            if child.eof:
-                return "crashed"
-            if not forwarded and cancelled.is_set():
-                child.cancel.value = forwarded = True
-            wait = None if forwarded else _POLL
-            if deadline is not None:
-                left = deadline - loop.time()
-                if left <= 0:
-                    child.process.kill()
-                    return "timeout"
-                wait = left if wait is None else min(wait, left)
-            try:
-                async with asyncio.timeout(wait):
-                    await child.wakeup.wait()
-            except TimeoutError:
-                pass
-
-    def _retire(self, slot: _Slot, *, kill: bool, requeue: bool = True) -> None:
-        """Stop the slot's child and start a replacement; the slot is free once it's ready."""
+    def _retire(self, slot: _Slot | None, *, kill: bool) -> None:
+        """Stop the slot's child and start a replacement in the background."""
+        if slot is None:
+            return
         child, slot.child = slot.child, None
+        if child is not None:
+            child.lost = True
 
         async def replace() -> None:
             try:
@@ -429,10 +601,10 @@ class ProcessPool:
                     slot.child = await self._start_child()
             except Exception:
                 if not self._closed:
+                    slot.broken = True
                     log.exception("process_pool.replacement_failed (the next job retries)")
             finally:
-                if requeue:
-                    self._idle.put_nowait(slot)
+                self._kick()
 
         self._spawn(replace())
 
@@ -441,6 +613,10 @@ class ProcessPool:
 
         Returns its exit code (``None`` if it never started or would not die).
         """
+        if child not in self._live:
+            await child.gone.wait()
+            return child.exitcode
+        self._live.discard(child)
         launched, started = child.launched, False
         try:
             if launched is not None:
@@ -458,10 +634,11 @@ class ProcessPool:
             asyncio.get_running_loop().remove_reader(child.from_child.fileno())
             child.to_child.close()
             child.from_child.close()
-            code = child.process.exitcode if started else None
+            child.exitcode = code = child.process.exitcode if started else None
             if code is not None:
                 child.process.close()
-            self._live.discard(child)
+            child.fail("crashed")  # anything still held (none, normally) ends with it
+            child.gone.set()
             if not self._live:
                 self._all_gone.set()
         return code
