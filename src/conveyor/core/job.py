@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -50,15 +51,38 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     meta: dict[str, str] = {}
 
 
+_VERSION_BITS = (0x7 << 76) | (0x2 << 62)  # UUID version 7, RFC 4122 variant
+_RANDOM_BITS = ((1 << 80) - 1) & ~(0xF << 76) & ~(0x3 << 62)
+_BATCH = 256  # ids per os.urandom() call
+_entropy: Iterator[int] = iter(())
+
+
+def _forget_entropy() -> None:
+    global _entropy
+    _entropy = iter(())
+
+
+os.register_at_fork(after_in_child=_forget_entropy)  # a forked child must not repeat our ids
+
+
+def _refill() -> int:
+    global _entropy
+    raw = os.urandom(10 * _BATCH)
+    _entropy = iter([int.from_bytes(raw[i : i + 10], "big") for i in range(0, len(raw), 10)])
+    return next(_entropy)
+
+
 def new_job_id() -> str:
-    """A 32-hex-digit id that sorts by creation time (UUIDv7 layout)."""
+    """A 32-hex-digit id that sorts by creation time (UUIDv7 layout).
+
+    48 bits of milliseconds, then 74 random bits (from ``os.urandom``, drawn 256 ids at
+    a time), so ids can't be guessed from one another.
+    """
+    random = next(_entropy, None)
+    if random is None:
+        random = _refill()
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms << 80) | rand
-    # version 7 and RFC 4122 variant bits, so the id is a valid UUID too
-    value = (value & ~(0xF << 76)) | (0x7 << 76)
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)
-    return f"{value:032x}"
+    return f"{ms << 80 | (random & _RANDOM_BITS) | _VERSION_BITS:032x}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,14 +36,19 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
+import msgspec
+
 from conveyor.core.job import ErrorInfo, JobInfo, JobStatus
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """A job to enqueue. ``eta`` (epoch seconds) wins over ``delay`` (seconds from now)."""
+class NewJob(msgspec.Struct, frozen=True):
+    """A job to enqueue. ``eta`` (epoch seconds) wins over ``delay`` (seconds from now).
+
+    A msgspec struct, not a dataclass: one is built per dispatched job, and a frozen
+    dataclass costs ~1 µs to build against ~0.1 µs.
+    """
 
     id: str
     task: str

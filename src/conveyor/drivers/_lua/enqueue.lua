@@ -5,6 +5,18 @@
 -- does not enqueue twice. Returns the number of jobs stored.
 
 local now = now_ms()
+-- Redis turns a Lua number argument into text with "%.17g", which is slow for numbers
+-- as big as a time in ms: the texts are made here, once per distinct value.
+local now_s = string.format('%d', now)
+local texts = {}
+local function text(x)
+  local s = texts[x]
+  if not s then
+    s = string.format('%d', x)
+    texts[x] = s
+  end
+  return s
+end
 local jobs = cmsgpack.unpack(ARGV[2])
 local blob = ARGV[3]
 local n = #jobs
@@ -19,22 +31,24 @@ for i = 1, n do
   if redis.call('EXISTS', jk) == 0 then
     seq = seq + 1
     stored = stored + 1
-    local run_at = now
+    local run_at, run_at_s = now, now_s
     if j[6] then
       run_at = math.max(math.floor(j[6]), 0)
+      run_at_s = text(run_at)
     elseif j[5] > 0 then
       run_at = now + math.floor(j[5])
+      run_at_s = text(run_at)
     end
     local state = 'queued'
     if run_at > now then
       state = 'scheduled'
-      push(delayed, q, run_at, id)
+      push(delayed, q, run_at_s, id)
       count(q, 'S', 1)
     else
-      push(ready, q, priority * PRI + run_at, member(seq, id))
+      push(ready, q, text(priority * PRI + run_at), member(seq, id))
     end
     redis.call('HSET', jk, 't', j[2], 'q', q, 'p', string.sub(blob, pos, pos + plen - 1),
-      'pr', priority, 'ra', run_at, 'ea', now, 's', state, 'sq', seq)
+      'pr', priority, 'ra', run_at_s, 'ea', now_s, 's', state, 'sq', seq)
   end
   pos = pos + plen
 end
