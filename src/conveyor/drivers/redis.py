@@ -13,7 +13,7 @@ How it works (the key layout and the reasons are in ``docs/redis.md``):
 * Concurrent ``enqueue`` calls of one process are coalesced into one write
   (:mod:`~conveyor.drivers._redis.coalescer`).
 * A lost connection is retried with exponential backoff (``?retries=``); every script is
-  safe to run twice (``enqueue`` skips ids it has, ``complete`` answers ``True`` to the
+  safe to run twice (``enqueue`` skips a batch it has stored, ``complete`` answers ``True`` to the
   token that already completed the job), except ``reserve``, whose lost reply leaves
   jobs leased until their lease runs out.
 * Connections belong to the event loop that made them: a call from another loop (sync
