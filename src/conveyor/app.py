@@ -133,7 +133,7 @@ class Conveyor:
 
     # -- dispatching ---------------------------------------------------------------
 
-    def _new_job(self, d: Dispatch[Any], now: float) -> NewJob:
+    def _new_job(self, d: Dispatch[Any], now: float, now_ms: int) -> NewJob:
         definition = d.task
         codec = self.codec
         try:
@@ -149,7 +149,7 @@ class Conveyor:
         attempts = d.attempts_allowed or settings.max_attempts
         envelope = Envelope(
             v=WIRE_VERSION,
-            id=new_job_id(),
+            id=new_job_id(now_ms),
             task=definition.name,
             queue=queue,
             args=msgspec.Raw(args),
@@ -181,7 +181,8 @@ class Conveyor:
         self, items: Sequence[Dispatch[Any]], connection: Any = None
     ) -> list[TaskHandle[Any]]:
         now = time.time()
-        jobs = [self._new_job(d, now) for d in items]
+        now_ms = int(now * 1000)
+        jobs = [self._new_job(d, now, now_ms) for d in items]
         driver = await self.connect()
         if connection is not None:
             if not isinstance(driver, SupportsTransactionalEnqueue):

@@ -51,38 +51,44 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     meta: dict[str, str] = {}
 
 
-_VERSION_BITS = (0x7 << 76) | (0x2 << 62)  # UUID version 7, RFC 4122 variant
-_RANDOM_BITS = ((1 << 80) - 1) & ~(0xF << 76) & ~(0x3 << 62)
 _BATCH = 256  # ids per os.urandom() call
-_entropy: Iterator[int] = iter(())
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # RFC 4122 variant
+_tails: Iterator[str] = iter(())
 
 
-def _forget_entropy() -> None:
-    global _entropy
-    _entropy = iter(())
+def _forget_tails() -> None:
+    global _tails
+    _tails = iter(())
 
 
-os.register_at_fork(after_in_child=_forget_entropy)  # a forked child must not repeat our ids
+os.register_at_fork(after_in_child=_forget_tails)  # a forked child must not repeat our ids
 
 
-def _refill() -> int:
-    global _entropy
-    raw = os.urandom(10 * _BATCH)
-    _entropy = iter([int.from_bytes(raw[i : i + 10], "big") for i in range(0, len(raw), 10)])
-    return next(_entropy)
+def _refill() -> str:
+    """256 random id tails: version nibble 7, then 74 random bits around the variant."""
+    global _tails
+    digits = os.urandom(10 * _BATCH).hex()
+    _tails = iter(
+        [
+            f"7{digits[i + 1 : i + 4]}{_VARIANT[digits[i + 4]]}{digits[i + 5 : i + 20]}"
+            for i in range(0, len(digits), 20)
+        ]
+    )
+    return next(_tails)
 
 
-def new_job_id() -> str:
+def new_job_id(now_ms: int | None = None) -> str:
     """A 32-hex-digit id that sorts by creation time (UUIDv7 layout).
 
-    48 bits of milliseconds, then 74 random bits (from ``os.urandom``, drawn 256 ids at
-    a time), so ids can't be guessed from one another.
+    48 bits of milliseconds (``now_ms``, else the clock), then 74 random bits from
+    ``os.urandom``, drawn 256 ids at a time, so ids can't be guessed from one another.
     """
-    random = next(_entropy, None)
-    if random is None:
-        random = _refill()
-    ms = time.time_ns() // 1_000_000
-    return f"{ms << 80 | (random & _RANDOM_BITS) | _VERSION_BITS:032x}"
+    tail = next(_tails, None)
+    if tail is None:
+        tail = _refill()
+    if now_ms is None:
+        now_ms = time.time_ns() // 1_000_000
+    return f"{now_ms:012x}{tail}"
 
 
 @dataclass(frozen=True, slots=True)
