@@ -141,6 +141,16 @@ class Executors:
         from conveyor.worker.process_pool import JobInfoLite
 
         job = JobInfoLite(ctx.id, ctx.task, ctx.queue, ctx.attempt, ctx.max_attempts)
-        return await pool.run(
-            task.name, raw_args, job, timeout, ctx.report_progress, ctx._cancelled
-        )
+        return await pool.run(task.name, raw_args, job, timeout, ctx.report_progress, _Asked(ctx))
+
+
+class _Asked:
+    """``ctx.is_cancelled`` as a cancel flag, without making ``ctx`` build its event."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: JobContext) -> None:
+        self._ctx = ctx
+
+    def is_set(self) -> bool:
+        return self._ctx.is_cancelled

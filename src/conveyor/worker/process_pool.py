@@ -139,7 +139,7 @@ _SHORT = 0.025  # seconds: only tasks that usually finish this fast get a job qu
 class _Job:
     """One job handed to a child, until its outcome is known."""
 
-    __slots__ = ("abandoned", "outcome", "progress", "seq", "started", "task", "wakeup")
+    __slots__ = ("abandoned", "outcome", "progress", "seq", "started", "task", "waiter")
 
     def __init__(self, task: str, seq: int) -> None:
         self.task = task
@@ -147,8 +147,13 @@ class _Job:
         self.started: float | None = None  # loop time it became the child's current job
         self.outcome: _Done | Literal["crashed", "timeout", "requeue"] | None = None
         self.progress: _Progress | None = None
-        self.wakeup = asyncio.Event()
+        self.waiter: asyncio.Future[None] | None = None  # its caller, while it waits
         self.abandoned = False
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class _Child:
@@ -213,18 +218,18 @@ class _Child:
             if self.inflight:
                 job = self.inflight.popleft()
                 job.outcome = frame
-                job.wakeup.set()
+                job.wake()
                 if job.abandoned:  # no caller will say this child has room again
                     self.on_free()
                 if self.inflight:  # the child went straight on to the next one
                     head = self.inflight[0]
                     head.started = asyncio.get_running_loop().time()
-                    head.wakeup.set()
+                    head.wake()
         elif isinstance(frame, _Progress):
             if self.inflight:  # coalesced: the newest unseen one is delivered
                 head = self.inflight[0]
                 head.progress = frame
-                head.wakeup.set()
+                head.wake()
         else:
             self.reply = frame
             self.started.set()
@@ -235,7 +240,7 @@ class _Child:
         while self.inflight:
             job = self.inflight.popleft()
             job.outcome = kind
-            job.wakeup.set()
+            job.wake()
             kind = "requeue"
         if not self.lost:
             self.lost = True
@@ -483,7 +488,6 @@ class ProcessPool:
             pass  # it just died; its EOF says the rest
         try:
             while True:
-                job.wakeup.clear()
                 started = job.started
                 deadline = None if timeout is None or started is None else started + timeout
                 if job.progress is not None:
@@ -499,19 +503,21 @@ class ProcessPool:
                 if started is not None and not forwarded and cancelled.is_set():
                     child.cancel.value = job.seq
                     forwarded = True
-                wait = None if forwarded or started is None else _POLL
+                wake_at = None if forwarded or started is None else loop.time() + _POLL
                 if deadline is not None:
-                    left = deadline - loop.time()
-                    if left <= 0:
+                    if deadline <= loop.time():
                         child.process.kill()
                         child.fail("timeout")
                         continue
-                    wait = left if wait is None else min(wait, left)
+                    wake_at = deadline if wake_at is None else min(wake_at, deadline)
+                job.waiter = waiter = loop.create_future()
+                timer = None if wake_at is None else loop.call_at(wake_at, job.wake)
                 try:
-                    async with asyncio.timeout(wait):
-                        await job.wakeup.wait()
-                except TimeoutError:
-                    pass
+                    await waiter
+                finally:
+                    job.waiter = None
+                    if timer is not None:
+                        timer.cancel()
         except BaseException:  # our caller gave up mid-job
             self._abandon(child, job)
             raise
