@@ -406,3 +406,35 @@ async def test_a_long_job_gets_nothing_queued_behind_it(pool: ProcessPool) -> No
     assert [result(o)[0] for o in outs] == list(range(1, 21))
     assert not long.done()  # none of them waited for the long job
     assert result(await long)
+
+
+async def test_a_worker_with_task_modules_starts_its_pool_before_it_is_ready() -> None:
+    import tests.unit._process_tasks  # noqa: F401  (as `conveyor worker` imports them)
+    from conveyor import Conveyor
+
+    app = Conveyor("memory://")
+    worker = app.worker(modules=tuple(MODULES), process_pool_size=1)
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(worker.ready.wait(), 60)
+        pool = worker.executors._processes
+        assert pool is not None
+        assert len(pool.pids) == 1
+    finally:
+        worker.stop()
+        await running
+    assert pool.pids == []  # stopped with the worker
+
+
+async def test_an_embedded_worker_starts_no_pool_until_a_process_job_comes() -> None:
+    from conveyor import Conveyor
+
+    app = Conveyor("memory://")
+    worker = app.worker(process_pool_size=1)  # no task modules named
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(worker.ready.wait(), 60)
+        assert worker.executors._processes is None
+    finally:
+        worker.stop()
+        await running

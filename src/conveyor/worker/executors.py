@@ -70,7 +70,18 @@ class Executors:
         return modules
 
     async def start(self) -> None:
-        """Nothing to start up front: pools start on their first job (tests stay cheap)."""
+        """Start the process pool up front when this worker will surely need it.
+
+        That is when it was given task modules (``conveyor worker myapp.tasks``) and a
+        process task is registered: a child that can't import them fails the start, not
+        the first job, and the first jobs don't wait for children to boot. Otherwise
+        pools start on their first job (an embedded or test worker stays cheap).
+        """
+        if self._config.modules and any(
+            (task := self._registry.get(name)) is not None and task.mode is Mode.PROCESS
+            for name in self._registry.names()
+        ):
+            await self._process_pool()
 
     async def _process_pool(self) -> ProcessPool:
         if self._processes is not None:

@@ -69,6 +69,8 @@ class Worker:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._space = asyncio.Event()
         self._stopping = asyncio.Event()
+        #: set once the worker is connected, its pools are up and it takes jobs
+        self.ready = asyncio.Event()
         self._cancel_requested: set[str] = set()
         self._started_jobs = 0
         self._inflight = 0
@@ -96,6 +98,7 @@ class Worker:
             asyncio.create_task(self._slot(), name=f"conveyor-slot-{i}")
             for i in range(cfg.concurrency)
         ]
+        self.ready.set()
         try:
             await self._fetch()
         finally:
