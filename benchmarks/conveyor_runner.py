@@ -198,7 +198,12 @@ def serve(spec: RunSpec, index: int) -> None:
             options["process_pool_size"] = spec.process_pool
             options["modules"] = ("benchmarks.tasks",)
         worker = app.worker(concurrency=spec.concurrency, burst=False, **options)
+        running = asyncio.ensure_future(worker.run())
+        # ready as a peer is: connected, with its process pool (if any) up
+        await asyncio.wait(
+            [running, asyncio.ensure_future(worker.ready.wait())], return_when="FIRST_COMPLETED"
+        )
         mark_ready(spec, index)
-        await worker.run()
+        await running
 
     run_async(spec, main)
