@@ -58,6 +58,12 @@ def test_a_bad_setting_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(result, 2, "CONVEYOR_LEASE_SECONDS")
 
 
+def test_check_on_a_mistyped_sqlite_path_creates_nothing(tmp_path: Path) -> None:
+    result = conveyor("check", "--url", "sqlite:///typo.db", cwd=tmp_path)
+    assert_one_line_error(result, 1, "'typo.db' does not exist")
+    assert not (tmp_path / "typo.db").exists()
+
+
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = conveyor("--debug", "check", "--url", "foo://x", cwd=tmp_path)
     assert result.returncode == 2
@@ -178,12 +184,14 @@ def test_jobs_show_and_cancel(tmp_path: Path, url: str) -> None:
 
 
 def test_check_migrate_and_stats(tmp_path: Path, url: str) -> None:
-    check = conveyor("check", "--url", url, cwd=tmp_path)
-    assert check.returncode == 0, check.stderr
-    assert check.stdout.startswith("ok: ")
+    if url.startswith("sqlite:"):  # a new file: check must not be what creates it
+        assert_one_line_error(conveyor("check", "--url", url, cwd=tmp_path), 1, "migrate")
     migrate = conveyor("migrate", "--url", url, cwd=tmp_path)
     assert migrate.returncode == 0, migrate.stderr
     assert "schema" in migrate.stdout
+    check = conveyor("check", "--url", url, cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.startswith("ok: ")
     memory = conveyor("migrate", "--url", "memory://", cwd=tmp_path)
     assert "nothing to migrate" in memory.stdout
 

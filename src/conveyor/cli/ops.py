@@ -58,6 +58,10 @@ def check(ctx: typer.Context, url: UrlOption = None, app: AppOption = None) -> N
     """Health probe: the broker answers and its schema is current. Exit 0 when healthy."""
     instance = open_app(url, app, url_from_command_line=from_command_line(ctx, "url"))
 
+    missing = instance.driver.missing()
+    if missing is not None:  # connecting would create it: a health probe must not
+        fail(f"{missing}: check creates nothing; conveyor migrate creates it")
+
     async def go() -> str:
         # connecting checks the schema: a driver refuses a database it can't use (SchemaError)
         async with instance:

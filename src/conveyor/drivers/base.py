@@ -138,6 +138,12 @@ class Driver(ABC):
         """Raise :class:`~conveyor.exceptions.BrokerError` if the broker is not usable."""
         await self.now()
 
+    def missing(self) -> str | None:
+        """Why the store this driver points at does not exist yet (``None``: it does, or
+        the driver can't tell without connecting). ``conveyor check`` asks this before
+        connecting, since connecting may create it (a SQLite file)."""
+        return None
+
     @abstractmethod
     async def now(self) -> float:
         """The broker's clock, in epoch seconds."""

@@ -421,6 +421,11 @@ class SqliteDriver(Driver):
     async def ping(self) -> None:
         await self._call(lambda conn: conn.execute("SELECT 1").fetchone())
 
+    def missing(self) -> str | None:
+        if self.path == ":memory:" or os.path.exists(self.path):
+            return None
+        return f"SQLite database {self.path!r} does not exist"
+
     async def enqueue(self, jobs: Sequence[NewJob]) -> None:
         if not jobs:
             return
