@@ -9,9 +9,12 @@ Layout:
 - :mod:`benchmarks.run_one` — one measured run, in a fresh subprocess.
 - :mod:`benchmarks.timing` — the completion table tasks write their timestamps into.
 - :mod:`benchmarks.report` — tables, ``results/latest.{md,json,png}``.
+- :mod:`benchmarks.compare` — side by side with the peers (:mod:`benchmarks.peers`), on
+  Redis and on PostgreSQL/MariaDB; :mod:`benchmarks.venvs` builds the peers' venvs;
+  :mod:`benchmarks.redisctl` and :mod:`benchmarks.sqlctl` find the servers.
 - :mod:`benchmarks.codec_bench` — msgspec vs msgpack-python.
 
-``framework``, ``run_one``, ``scenarios`` and ``timing`` use the standard library only,
-so that a peer framework can later run them from its own virtualenv
+``framework``, ``run_one``, ``scenarios``, ``timing``, ``redisctl`` and ``sqlctl`` use the
+standard library only, so that a peer framework runs them from its own virtualenv
 (``benchmarks/.venvs/<name>``) without Conveyor's dependencies.
 """

@@ -1,8 +1,9 @@
 """Peer task queues, each measured from its own virtualenv (``benchmarks/.venvs/<peer>``).
 
-One module per peer (``arq``, ``asynctasq``, ``celery``, ``dramatiq``, ``rq``, ``saq``,
-``streaq``, ``taskiq``), each defining a :class:`~benchmarks.framework.Framework` and a
-``serve(spec, index)`` that runs that framework's worker in a worker process. The
+One module per peer (on Redis: ``arq``, ``asynctasq``, ``celery``, ``dramatiq``, ``rq``,
+``saq``, ``streaq``, ``taskiq``; on PostgreSQL: ``procrastinate``), each defining a
+:class:`~benchmarks.framework.Framework` and a ``serve(spec, index)`` that runs that
+framework's worker in a worker process. The
 modules import their framework lazily, so the harness (Conveyor's venv) can import
 them to read their settings, and a peer's venv never needs Conveyor.
 
