@@ -3,12 +3,17 @@
 redis-py connections belong to the loop that opened them, so the driver keeps one
 ``Link`` for the loop it connected on and makes a short-lived one for a call from
 any other loop (sync code running its own loop).
+
+A lost connection is retried with backoff; a server certificate that fails verification
+is not (it will fail the same way every time): it is one clear error at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -21,6 +26,38 @@ from conveyor.drivers._redis.options import RedisOptions
 from conveyor.drivers._redis.scripts import Script, scripts
 from conveyor.exceptions import BrokerError, BrokerUnavailableError
 
+T = TypeVar("T")
+
+
+def certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The TLS verification failure behind ``error`` (redis-py wraps it), if it is one."""
+    seen: BaseException | None = error
+    for _ in range(8):  # redis-py's ConnectionError, raised while handling the SSL error
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class _Retry(Retry):
+    """redis-py's retry with backoff, except for a certificate that failed verification."""
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        def retryable(error: Exception) -> bool:
+            if certificate_error(error) is not None:
+                return False
+            return is_retryable is None or is_retryable(error)
+
+        return await super().call_with_retry(do, fail, retryable, with_failure_count)
+
 
 class Link:
     """The connections of one event loop: a pool with retries, and the scripts' calls."""
@@ -28,7 +65,7 @@ class Link:
     def __init__(self, options: RedisOptions, where: str) -> None:
         self.loop = asyncio.get_running_loop()
         self.where = where
-        retry = Retry(FullJitterBackoff(cap=2.0, base=0.05), options.retries)
+        retry = _Retry(FullJitterBackoff(cap=2.0, base=0.05), options.retries)
         self.pool = BlockingConnectionPool.from_url(
             options.url,
             max_connections=options.max_connections,
@@ -61,6 +98,17 @@ class Link:
             raise self.error(exc) from exc
 
     def error(self, exc: RedisError) -> BrokerError:
+        bad = certificate_error(exc)
+        if bad is not None:
+            reason = str(bad.verify_message or bad.reason or bad).rstrip(".")
+            hint = (
+                "connect by a host name the certificate carries"
+                if "mismatch" in reason
+                else "pass the CA that signed it: ?ssl_ca_certs=/path/to/ca.pem"
+            )
+            return BrokerUnavailableError(
+                f"Redis at {self.where}: TLS certificate verification failed: {reason}; {hint}"
+            )
         if isinstance(exc, RedisConnectionError | RedisTimeoutError):
             return BrokerUnavailableError(f"Redis at {self.where} is unreachable: {exc}")
         return BrokerError(f"Redis at {self.where}: {exc}")
