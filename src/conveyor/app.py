@@ -133,56 +133,66 @@ class Conveyor:
 
     # -- dispatching ---------------------------------------------------------------
 
-    def _new_job(self, d: Dispatch[Any], now: float, now_ms: int) -> NewJob:
-        definition = d.task
+    def _new_jobs(self, items: Sequence[Dispatch[Any]]) -> list[NewJob]:
+        """Encode and check each dispatch: a bad argument or an oversize job raises here."""
+        now = time.time()
+        now_ms = int(now * 1000)
         codec = self.codec
-        try:
-            args = codec.encode(d.args)
-        except TypeError as exc:
-            raise ArgumentError(f"{definition.name}(): {exc}") from None
-        try:
-            codec.decode(args, definition.args_type)
-        except msgspec.ValidationError as exc:
-            raise ArgumentError(f"{definition.name}(): {exc}") from None
+        encode, decode, encode_envelope = codec.encode, codec.decode, codec.encode_envelope
         settings = self.settings
-        queue = d.queue or settings.default_queue
-        attempts = d.attempts_allowed or settings.max_attempts
-        envelope = Envelope(
-            v=WIRE_VERSION,
-            id=new_job_id(now_ms),
-            task=definition.name,
-            queue=queue,
-            args=msgspec.Raw(args),
-            max_attempts=attempts,
-            enqueued_at=now,
-            timeout=d.timeout_seconds,
-            result_ttl=definition.options.result_ttl,
-        )
-        payload = codec.encode_envelope(envelope)
+        default_queue, default_attempts = settings.default_queue, settings.max_attempts
+        default_priority = settings.default_priority
         limit = self.driver.max_payload
-        if len(payload) > limit:
-            raise PayloadTooLargeError(
-                f"{definition.name}(): encoded job is {len(payload)} bytes, over the "
-                f"{limit}-byte limit of {self.url.split(':', 1)[0]}:// (pass a reference, "
-                "not the data)"
+        jobs: list[NewJob] = []
+        for d in items:
+            definition = d.task
+            try:
+                args = encode(d.args)
+            except TypeError as exc:
+                raise ArgumentError(f"{definition.name}(): {exc}") from None
+            try:
+                decode(args, definition.args_type)
+            except msgspec.ValidationError as exc:
+                raise ArgumentError(f"{definition.name}(): {exc}") from None
+            queue = d.queue or default_queue
+            job_id = new_job_id(now_ms)
+            payload = encode_envelope(
+                Envelope(
+                    v=WIRE_VERSION,
+                    id=job_id,
+                    task=definition.name,
+                    queue=queue,
+                    args=msgspec.Raw(args),
+                    max_attempts=d.attempts_allowed or default_attempts,
+                    enqueued_at=now,
+                    timeout=d.timeout_seconds,
+                    result_ttl=definition.options.result_ttl,
+                )
             )
-        priority = d.priority_value
-        return NewJob(
-            id=envelope.id,
-            task=definition.name,
-            queue=queue,
-            payload=payload,
-            priority=settings.default_priority if priority is None else priority,
-            delay=d.delay_seconds,
-            eta=d.eta,
-        )
+            if len(payload) > limit:
+                raise PayloadTooLargeError(
+                    f"{definition.name}(): encoded job is {len(payload)} bytes, over the "
+                    f"{limit}-byte limit of {self.url.split(':', 1)[0]}:// (pass a "
+                    "reference, not the data)"
+                )
+            priority = d.priority_value
+            jobs.append(
+                NewJob(
+                    job_id,
+                    definition.name,
+                    queue,
+                    payload,
+                    default_priority if priority is None else priority,
+                    d.delay_seconds,
+                    d.eta,
+                )
+            )
+        return jobs
 
     async def enqueue_dispatches(
         self, items: Sequence[Dispatch[Any]], connection: Any = None
     ) -> list[TaskHandle[Any]]:
-        now = time.time()
-        now_ms = int(now * 1000)
-        jobs = [self._new_job(d, now, now_ms) for d in items]
+        jobs = self._new_jobs(items)
         driver = await self.connect()
         if connection is not None:
             if not isinstance(driver, SupportsTransactionalEnqueue):
