@@ -126,7 +126,7 @@ def quick_or_die(code: int, marker: str = "") -> int:
     With ``marker``, first creates that file: proof that the job ran.
     """
     if marker:
-        Path(marker).touch()
+        Path(marker).touch(exist_ok=False)  # a second run of the same job fails
     if code >= 0:
         os._exit(code)
     return os.getpid()

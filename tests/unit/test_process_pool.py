@@ -438,3 +438,20 @@ async def test_an_embedded_worker_starts_no_pool_until_a_process_job_comes() -> 
     finally:
         worker.stop()
         await running
+
+
+async def test_every_job_runs_once_while_children_keep_dying(
+    pool: ProcessPool, tmp_path: Path
+) -> None:
+    await _learn_it_is_quick(pool)
+    jobs = [
+        run(pool, "quick_or_die", code=3 if i % 25 == 7 else -1, marker=str(tmp_path / str(i)))
+        for i in range(200)
+    ]
+    outs = await asyncio.gather(*jobs)
+    kinds = [o.kind for o in outs]
+    dying = [i for i in range(200) if i % 25 == 7]
+    assert [i for i, k in enumerate(kinds) if k == "crashed"] == dying
+    assert all(kinds[i] == "ok" for i in range(200) if i not in dying)
+    assert sorted(map(int, os.listdir(tmp_path))) == list(range(200))  # once each
+    assert pool.queued_handoffs > 0
