@@ -1,4 +1,5 @@
-"""Fixtures for the whole suite: the private MySQL server (``tests/contract/mysql_server``)."""
+"""Fixtures for the whole suite: the private MySQL and Valkey servers
+(``tests/contract/mysql_server``, ``tests/contract/valkey_server``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.contract import mysql_server
+from tests.contract import mysql_server, valkey_server
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -14,6 +15,13 @@ def _stop_private_mysql_server() -> Iterator[None]:
     """The private MySQL server starts on first use and stops when the session ends."""
     yield
     mysql_server.stop_shared()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_private_valkey_server() -> Iterator[None]:
+    """The private Valkey server starts on first use and stops when the session ends."""
+    yield
+    valkey_server.stop_shared()
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conveyor.drivers import Driver, create_driver
-from tests.contract import mysql_server, redis_isolation, sql_isolation
+from tests.contract import mysql_server, redis_isolation, sql_isolation, valkey_server
 
 REQUIRE_SERVICES_ENV = "CONVEYOR_REQUIRE_SERVICES"
 
@@ -97,6 +97,12 @@ DRIVERS: tuple[DriverSpec, ...] = (
         "redis",
         lambda tmp: redis_isolation.REDIS_URL,
         url_env="CONVEYOR_TEST_REDIS_URL",
+        isolate=redis_isolation.private_prefix,
+    ),
+    DriverSpec(  # redis:// on Valkey, beside Redis above: see valkey_server
+        "valkey",
+        lambda tmp: valkey_server.shared_url(),
+        url_env=valkey_server.URL_ENV,
         isolate=redis_isolation.private_prefix,
     ),
 )
