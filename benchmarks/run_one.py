@@ -234,6 +234,10 @@ async def _burst(framework: Framework, spec: RunSpec) -> dict[str, Any]:
     out["completed"] = len(done)
     if done:
         first, last = done[0], done[-1]
+        if out.get("truncated") and stats.get("cut_at"):
+            # cut at the budget: the rates are over the window, not up to the last
+            # completion (a worker that stalled early must not look fast)
+            last = max(last, stats["cut_at"])
         out["throughput"] = len(done) / (last - started)
         out["steady_throughput"] = (len(done) - 1) / (last - first) if last > first else None
         out["first_completion_seconds"] = first - started

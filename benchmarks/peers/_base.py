@@ -111,6 +111,7 @@ class ExternalWorker:
         self._peaks: dict[int, int] = {}
         self._cpu: dict[int, float] = {}
         self.truncated = False
+        self.cut_at = 0.0  # perf_counter() when the budget ran out
 
     # -- processes ---------------------------------------------------------------------
 
@@ -212,6 +213,7 @@ class ExternalWorker:
                     budget_end = now + self.spec.budget  # boot time is not the budget's
                 if budget_end is not None and now > budget_end:
                     self.truncated = True
+                    self.cut_at = time.perf_counter()
                     return None
                 if pos != before:
                     progressed = now
@@ -243,6 +245,7 @@ class ExternalWorker:
             out["error"] = error
         if self.truncated:
             out["truncated"] = True
+            out["cut_at"] = self.cut_at
         return out
 
     # -- the Worker protocol -----------------------------------------------------------

@@ -79,7 +79,7 @@ def serve(spec: RunSpec, index: int) -> None:
     broker, _ = build(DramatiqFramework().url(scratch=False))
     broker.emit_after("process_boot")
     worker = Worker(broker, queues={QUEUE}, worker_threads=spec.concurrency)
+    mark_ready(spec, index)  # start() already consumes (in its threads) before it returns
     worker.start()
-    mark_ready(spec, index)
     while True:  # the harness kills this process
         time.sleep(3600)
