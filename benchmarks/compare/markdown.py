@@ -26,9 +26,10 @@ def _notes(comp: Comparison, repeat: int) -> list[str]:
         "worker process was ready: *worker boot* is from spawning it until then); *steady*: "
         "(jobs - 1) ÷ (last - first completion).",
         "- *peak RSS*: the worker's process tree (`VmHWM` of each process, summed).",
-        f"- Every worker is stopped after {run.BUDGET_SECONDS:g} s (sweep runs: "
-        f"{run.SWEEP_BUDGET_SECONDS:g} s); the rates of a run cut short are over the jobs "
-        f"completed by then (†N: N of the {repeat} runs were cut). Every run still enqueues "
+        f"- Every worker is stopped {run.BUDGET_SECONDS:g} s after it is ready (sweep runs: "
+        f"{run.SWEEP_BUDGET_SECONDS:g} s); a run cut short is rated by the jobs completed by "
+        "then over the whole window up to the cut (so a worker that stalls is not rated by "
+        f"its early burst; †N: N of the {repeat} runs were cut). Every run still enqueues "
         "the scenario's full count first (the sweep: a quarter), so each framework works "
         "from the same queue depth.",
         "",
