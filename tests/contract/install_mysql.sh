@@ -11,34 +11,13 @@ set -euo pipefail
 ROOT=${1:-/opt/mysql}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-# the Debian mirror this machine already uses, with the unstable suite
-mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-if [ -z "$mirror" ]; then
-  mirror=$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list)
-fi
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-echo "deb [signed-by=$keyring] $mirror sid main" >"$work/sources.list"
-mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/debs"
-opts=(-o "Dir::Etc::sourcelist=$work/sources.list" -o Dir::Etc::sourceparts=/nonexistent
-      -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work"
-      -o "Dir::Cache::archives=$work/archives" -o APT::Sandbox::User=root)
-apt-get "${opts[@]}" -qq update
+# shellcheck source=tests/contract/sid_unpack.sh
+. "$(dirname "$0")/sid_unpack.sh"
+sid_setup "$work"
 
 # the server, the libraries it names, and the runtime they need (names as unstable has them)
-deps=$(apt-cache "${opts[@]}" show mysql-server-core | awk -F': ' '/^Depends:/ {print $2; exit}' \
-  | tr ',' '\n' | sed -E 's/\|.*//; s/\(.*\)//; s/:any//; s/ //g' | grep -v '^perl$' || true)
-cd "$work/debs"
+deps=$(sid_depends mysql-server-core | grep -v '^perl$' || true)
 # shellcheck disable=SC2086
-apt-get "${opts[@]}" -qq download mysql-server-core $deps libc6 libstdc++6 libgcc-s1 \
+sid_unpack "$work" "$ROOT" mysql-server-core $deps libc6 libstdc++6 libgcc-s1 \
   libunwind8 libtcmalloc-minimal4t64
-mkdir -p "$ROOT"
-for deb in ./*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
-
-libs="$ROOT/usr/lib/x86_64-linux-gnu"
-run=("$libs/ld-linux-x86-64.so.2" --library-path "$libs:/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu")
-if "${run[@]}" --list "$ROOT/usr/sbin/mysqld" | grep 'not found'; then
-  echo "install_mysql: libraries missing (above): install them from Debian 12 or add them here" >&2
-  exit 1
-fi
-"${run[@]}" "$ROOT/usr/sbin/mysqld" --version
+sid_check "$ROOT" usr/sbin/mysqld install_mysql

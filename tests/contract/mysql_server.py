@@ -18,7 +18,6 @@ the end of the session. Without a binary the tests that need it skip, also in CI
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
@@ -30,11 +29,12 @@ from typing import NoReturn
 
 import pytest
 
+from tests.contract.private_root import find_server
+
 URL_ENV = "CONVEYOR_TEST_MYSQL8_URL"
 MYSQLD_ENV = "CONVEYOR_MYSQLD"
 REQUIRE_ENV = "CONVEYOR_REQUIRE_MYSQL8"
 SEARCH = "/opt/mysql*/usr/sbin/mysqld"
-_LIBS = "usr/lib/x86_64-linux-gnu"
 
 
 def _free_port() -> int:
@@ -46,32 +46,14 @@ def _free_port() -> int:
 
 def find_mysqld() -> list[str] | None:
     """The command that runs a MySQL (not MariaDB) ``mysqld`` of version 8+, or ``None``."""
-    candidates = [os.environ[MYSQLD_ENV]] if os.environ.get(MYSQLD_ENV) else []
-    candidates += sorted(glob.glob(SEARCH), reverse=True)
-    for binary in candidates:
-        command = _command(Path(binary))
-        try:
-            version = subprocess.run(
-                [*command, "--version"], capture_output=True, text=True, timeout=30
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
+
+    def mysql_8(version: str) -> bool:
         if "mariadb" in version.lower():
-            continue
+            return False
         words = version.split(" Ver ", 1)[-1].split()
-        if words and words[0].split(".")[0].isdigit() and int(words[0].split(".")[0]) >= 8:
-            return command
-    return None
+        return bool(words) and words[0].split(".")[0].isdigit() and int(words[0].split(".")[0]) >= 8
 
-
-def _command(binary: Path) -> list[str]:
-    """``binary``, run by its private root's loader when it was unpacked with one."""
-    root = binary.resolve().parents[2]  # <root>/usr/sbin/mysqld
-    loader = root / _LIBS / "ld-linux-x86-64.so.2"
-    if not loader.exists():
-        return [str(binary)]
-    libs = f"{root / _LIBS}:/{_LIBS}:/lib/x86_64-linux-gnu"
-    return [str(loader), "--library-path", libs, str(binary)]
+    return find_server(MYSQLD_ENV, SEARCH, mysql_8)
 
 
 class MySQLServer:

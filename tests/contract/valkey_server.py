@@ -19,56 +19,28 @@ makes a missing server a failure.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
+from tests.contract.private_root import find_server
 from tests.contract.redis_server import RedisServer
 
 URL_ENV = "CONVEYOR_TEST_VALKEY_URL"
 BINARY_ENV = "CONVEYOR_VALKEY_SERVER"
 REQUIRE_ENV = "CONVEYOR_REQUIRE_VALKEY"
 SEARCH = "/opt/valkey*/usr/bin/valkey-server"
-_LIBS = "usr/lib/x86_64-linux-gnu"
 
 
 def find_valkey() -> list[str] | None:
     """The command that runs a ``valkey-server``, or ``None``."""
-    candidates = [os.environ[BINARY_ENV]] if os.environ.get(BINARY_ENV) else []
-    candidates += sorted(glob.glob(SEARCH), reverse=True)
-    if on_path := shutil.which("valkey-server"):
-        candidates.append(on_path)
-    for binary in candidates:
-        command = _command(Path(binary))
-        try:
-            version = subprocess.run(
-                [*command, "--version"], capture_output=True, text=True, timeout=30
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if version.startswith("Valkey server"):
-            return command
-    return None
-
-
-def _command(binary: Path) -> list[str]:
-    """``binary``, run by its private root's loader when it was unpacked with one.
-
-    The path is kept as given: ``valkey-server`` is a link to ``valkey-check-rdb``, and
-    the program picks its role by the name it was started as.
-    """
-    root = binary.resolve().parents[2]  # <root>/usr/bin/valkey-check-rdb
-    loader = root / _LIBS / "ld-linux-x86-64.so.2"
-    if not loader.exists():
-        return [str(binary)]
-    libs = f"{root / _LIBS}:/{_LIBS}:/lib/x86_64-linux-gnu"
-    return [str(loader), "--library-path", libs, str(binary)]
+    on_path = shutil.which("valkey-server")
+    extra = [on_path] if on_path else []
+    return find_server(BINARY_ENV, SEARCH, lambda v: v.startswith("Valkey server"), extra)
 
 
 def skip_or_fail(reason: str) -> NoReturn:
