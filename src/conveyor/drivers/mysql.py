@@ -77,7 +77,6 @@ from conveyor.drivers.base import (
     NewJob,
     Outcome,
     OutcomeKind,
-    QueueStats,
     RenewResult,
     Reserved,
 )
@@ -223,6 +222,9 @@ class MySQLDriver(SqlDriver):
             finally:
                 pool.release(conn)
         raise AssertionError("unreachable")
+
+    async def _fetch(self, name: str, *args: Any) -> list[Any]:
+        return await self._query(self._q[name], args or None)
 
     async def _query(self, sql: str, args: Any = None) -> list[Any]:
         async def run(conn: Conn) -> list[Any]:
@@ -447,11 +449,6 @@ class MySQLDriver(SqlDriver):
     # -- inspection and management ----------------------------------------------------
 
     @on_home_loop
-    async def get_job(self, job_id: str) -> JobInfo | None:
-        rows = await self._query(self._q["get_job"], (job_id,))
-        return job_info(rows[0]) if rows else None
-
-    @on_home_loop
     async def cancel(self, job_id: str) -> bool:
         await self._ready()
         if await self._write(self._q["cancel_waiting"], (self.options.retention, job_id)):
@@ -503,14 +500,6 @@ class MySQLDriver(SqlDriver):
         await self._ready()
         state, alt, due = status_filter(status)
         return await self._write(self._q["purge"], (state, alt, due, queue, queue))
-
-    @on_home_loop
-    async def stats(self) -> list[QueueStats]:
-        await self._ready()
-        counts: dict[str, dict[JobStatus, int]] = {}
-        for queue, state, n in await self._query(self._q["stats"]):
-            counts.setdefault(queue, {})[JobStatus(state)] = int(n)
-        return [QueueStats(name, c) for name, c in sorted(counts.items())]
 
     async def _prune(self, batch: int) -> int:
         q = self._q

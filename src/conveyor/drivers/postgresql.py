@@ -60,7 +60,6 @@ from conveyor.drivers.base import (
     NewJob,
     Outcome,
     OutcomeKind,
-    QueueStats,
     RenewResult,
     Reserved,
 )
@@ -376,11 +375,6 @@ class PostgresDriver(SqlDriver):
     # -- inspection and management ----------------------------------------------------
 
     @on_home_loop
-    async def get_job(self, job_id: str) -> JobInfo | None:
-        rows = await self._fetch("get_job", job_id)
-        return job_info(rows[0]) if rows else None
-
-    @on_home_loop
     async def cancel(self, job_id: str) -> bool:
         await self._ready()
         rows = await self._fetch("cancel", job_id, self.options.retention)
@@ -432,14 +426,6 @@ class PostgresDriver(SqlDriver):
         params = (*status_filter(status), queue)
         tag: str = await self._run(lambda conn: conn.execute(sql, *params))
         return int(tag.rsplit(" ", 1)[-1])
-
-    @on_home_loop
-    async def stats(self) -> list[QueueStats]:
-        await self._ready()
-        counts: dict[str, dict[JobStatus, int]] = {}
-        for queue, state, n in await self._fetch("stats"):
-            counts.setdefault(queue, {})[JobStatus(state)] = n
-        return [QueueStats(name, c) for name, c in sorted(counts.items())]
 
     async def _prune(self, batch: int) -> int:
         sql = self._q["prune"]

@@ -16,7 +16,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.core.job import JobInfo
+from conveyor.core.job import JobInfo, JobStatus
 from conveyor.drivers._sql import migrations as _migrations
 from conveyor.drivers._sql import resources
 from conveyor.drivers._sql.finished import FinishWaiters
@@ -24,7 +24,8 @@ from conveyor.drivers._sql.idle import WorkTracker
 from conveyor.drivers._sql.loops import on_home_loop
 from conveyor.drivers._sql.options import SqlOptions
 from conveyor.drivers._sql.pruning import Pruner
-from conveyor.drivers.base import Driver, NewJob, Reserved
+from conveyor.drivers._sql.rows import job_info
+from conveyor.drivers.base import Driver, NewJob, QueueStats, Reserved
 from conveyor.exceptions import BrokerError, SchemaError
 
 #: reserve takes jobs due within this many seconds (so jobs meant to run together do)
@@ -74,6 +75,10 @@ class SqlDriver(Driver):
 
     @abstractmethod
     async def _read_version(self, conn: Any = None) -> int | None: ...
+
+    @abstractmethod
+    async def _fetch(self, name: str, *args: Any) -> list[Any]:
+        """The rows of the named query (one of the dialect's SQL resources)."""
 
     @abstractmethod
     async def _take(
@@ -223,6 +228,21 @@ class SqlDriver(Driver):
             if tracker.now() >= deadline:
                 return
             await tracker.wait(key, min(deadline, tracker.deadline(key)))
+
+    # -- inspection (the same on every dialect) ------------------------------------------
+
+    @on_home_loop
+    async def get_job(self, job_id: str) -> JobInfo | None:
+        rows = await self._fetch("get_job", job_id)
+        return job_info(rows[0]) if rows else None
+
+    @on_home_loop
+    async def stats(self) -> list[QueueStats]:
+        await self._ready()
+        counts: dict[str, dict[JobStatus, int]] = {}
+        for queue, state, n in await self._fetch("stats"):
+            counts.setdefault(queue, {})[JobStatus(state)] = int(n)
+        return [QueueStats(name, c) for name, c in sorted(counts.items())]
 
     # -- finishing --------------------------------------------------------------------
 
