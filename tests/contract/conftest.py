@@ -87,11 +87,14 @@ DRIVERS: tuple[DriverSpec, ...] = (
         url_env="CONVEYOR_TEST_MYSQL_URL",
         isolate=sql_isolation.mysql_prefix,
     ),
-    DriverSpec(  # MySQL itself (Oracle's 8.0+), beside MariaDB above: see mysql_server
-        "mysql8",
-        lambda tmp: mysql_server.shared_url(),
-        url_env=mysql_server.URL_ENV,
-        isolate=sql_isolation.mysql_prefix,
+    *(  # MySQL itself (Oracle's: mysql8, mysql9), beside MariaDB above: see mysql_server
+        DriverSpec(
+            release.id,
+            lambda tmp, release_id=release.id: mysql_server.shared_url(release_id),
+            url_env=release.url_env,
+            isolate=sql_isolation.mysql_prefix,
+        )
+        for release in mysql_server.RELEASES.values()
     ),
     DriverSpec(
         "redis",
@@ -106,6 +109,9 @@ DRIVERS: tuple[DriverSpec, ...] = (
         isolate=redis_isolation.private_prefix,
     ),
 )
+
+#: The ids of the MySQL-family servers: MariaDB (``mysql``), then MySQL's releases.
+MYSQL_FAMILY = ("mysql", *mysql_server.RELEASES)
 
 
 def require_service(name: str, url: str, *, timeout: float = 1.0) -> None:

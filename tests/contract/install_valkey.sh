@@ -11,14 +11,17 @@
 set -euo pipefail
 ROOT=${1:-/opt/valkey}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-# shellcheck source=tests/contract/sid_unpack.sh
-. "$(dirname "$0")/sid_unpack.sh"
-sid_setup "$work"
+stage=$ROOT.partial  # becomes ROOT once checked
+trap 'rm -rf "$work" "$stage"' EXIT
+rm -rf "$stage"
+# shellcheck source=tests/contract/deb_unpack.sh
+. "$(dirname "$0")/deb_unpack.sh"
+deb_setup "$work" sid
 
 # valkey-server is a symlink into valkey-tools, which holds the binary; take the
 # libraries valkey-tools names (not the systemd helpers: the tests run no service)
-deps=$(sid_depends valkey-tools | grep '^lib' || true)
+deps=$(deb_depends valkey-tools | grep '^lib' || true)
 # shellcheck disable=SC2086
-sid_unpack "$work" "$ROOT" valkey-server valkey-tools $deps libc6
-sid_check "$ROOT" usr/bin/valkey-server install_valkey
+deb_unpack "$work" "$stage" valkey-server valkey-tools $deps libc6
+deb_check "$stage" usr/bin/valkey-server install_valkey
+deb_place "$stage" "$ROOT"

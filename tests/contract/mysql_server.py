@@ -1,29 +1,39 @@
-"""A private MySQL (Oracle's, 8.0 or later) server, so ``mysql://`` is tested on MySQL as
+"""Private MySQL servers (Oracle's), so ``mysql://`` is tested on MySQL 8 and MySQL 9 as
 well as on the shared MariaDB on 3306.
 
-Debian 12 ships MariaDB as its ``mysqld``; a MySQL server is found by:
+Debian 12 ships MariaDB as its ``mysqld``. Two MySQL releases are tested, each under a
+contract-suite id of its own (:data:`RELEASES`):
 
-* ``CONVEYOR_TEST_MYSQL8_URL``: a MySQL 8+ server that is already running (used as is);
-* ``CONVEYOR_MYSQLD``: the path of a MySQL 8+ ``mysqld`` to start;
-* otherwise ``/opt/mysql*/usr/sbin/mysqld``: a MySQL server package unpacked into a
-  private root, as ``tests/contract/install_mysql.sh`` does (Debian unstable's
-  ``mysql-server-core`` with the newer C/C++ runtime it needs, run by that root's own
+* ``mysql8``: MySQL 8 (8.0.x: Ubuntu 24.04's ``mysql-server-core-8.0``);
+* ``mysql9``: MySQL 9 or later (9.x: Debian unstable's ``mysql-server-core``).
+
+Each is found by (``N`` being 8 or 9):
+
+* ``CONVEYOR_TEST_MYSQLN_URL``: such a server that is already running (used as is);
+* ``CONVEYOR_MYSQLDN``: the path of such a ``mysqld`` to start;
+* otherwise the first ``/opt/mysql*/usr/sbin/mysqld`` whose ``--version`` is that
+  release's: a server package unpacked into a private root, as
+  ``tests/contract/install_mysql.sh 8.0`` (``/opt/mysql8``) and ``install_mysql.sh 9``
+  (``/opt/mysql9``) do (with the newer C/C++ runtime it needs, run by that root's own
   dynamic loader; nothing is installed into the system).
 
-The server starts once per test process, on first use, in a temporary data directory on a
-free loopback port (``--initialize-insecure``: root with no password), and is stopped at
-the end of the session. Without a binary the tests that need it skip, also in CI, unless
-``CONVEYOR_REQUIRE_MYSQL8=1`` makes a missing server a failure.
+Each server starts once per test process, on first use, in a temporary data directory of
+its own on a free loopback port (``--initialize-insecure``: root with no password), and
+is stopped at the end of the session. Without a binary the tests that need it skip, also
+in CI, unless ``CONVEYOR_REQUIRE_MYSQLN=1`` makes a missing server a failure.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -31,10 +41,37 @@ import pytest
 
 from tests.contract.private_root import find_server
 
-URL_ENV = "CONVEYOR_TEST_MYSQL8_URL"
-MYSQLD_ENV = "CONVEYOR_MYSQLD"
-REQUIRE_ENV = "CONVEYOR_REQUIRE_MYSQL8"
 SEARCH = "/opt/mysql*/usr/sbin/mysqld"
+
+
+@dataclass(frozen=True)
+class Release:
+    """One MySQL release line the tests run a private server of."""
+
+    id: str  # the contract-suite id, e.g. "mysql8"
+    title: str  # e.g. "MySQL 8"
+    accepts: Callable[[tuple[int, int]], bool]  # (major, minor) from mysqld --version
+    install: str  # how to unpack one
+
+    @property
+    def url_env(self) -> str:
+        return f"CONVEYOR_TEST_{self.id.upper()}_URL"
+
+    @property
+    def mysqld_env(self) -> str:
+        return f"CONVEYOR_{self.id.upper().replace('MYSQL', 'MYSQLD')}"
+
+    @property
+    def require_env(self) -> str:
+        return f"CONVEYOR_REQUIRE_{self.id.upper()}"
+
+
+MYSQL8 = Release("mysql8", "MySQL 8", lambda v: v[0] == 8, "install_mysql.sh 8.0")
+MYSQL9 = Release("mysql9", "MySQL 9+", lambda v: v[0] >= 9, "install_mysql.sh 9")
+#: the private MySQL servers, by contract-suite id
+RELEASES = {release.id: release for release in (MYSQL8, MYSQL9)}
+
+_VERSION = re.compile(r"(\d+)\.(\d+)")
 
 
 def _free_port() -> int:
@@ -44,24 +81,27 @@ def _free_port() -> int:
         return port
 
 
-def find_mysqld() -> list[str] | None:
-    """The command that runs a MySQL (not MariaDB) ``mysqld`` of version 8+, or ``None``."""
+def find_mysqld(release_id: str) -> list[str] | None:
+    """The command that runs a MySQL (not MariaDB) ``mysqld`` of that release, or ``None``."""
+    release = RELEASES[release_id]
 
-    def mysql_8(version: str) -> bool:
+    def of_release(version: str) -> bool:
         if "mariadb" in version.lower():
             return False
-        words = version.split(" Ver ", 1)[-1].split()
-        return bool(words) and words[0].split(".")[0].isdigit() and int(words[0].split(".")[0]) >= 8
+        found = _VERSION.match(version.split(" Ver ", 1)[-1].strip())
+        return found is not None and release.accepts((int(found[1]), int(found[2])))
 
-    return find_server(MYSQLD_ENV, SEARCH, mysql_8)
+    return find_server(release.mysqld_env, SEARCH, of_release)
 
 
 class MySQLServer:
     """One throwaway ``mysqld``: ``install()``, ``start()``, ``stop()``, ``remove()``."""
 
-    def __init__(self, command: list[str], directory: Path | None = None) -> None:
+    def __init__(
+        self, command: list[str], directory: Path | None = None, name: str = "mysql"
+    ) -> None:
         self.command = command
-        self.dir = directory or Path(tempfile.mkdtemp(prefix="conveyor-mysql8-"))
+        self.dir = directory or Path(tempfile.mkdtemp(prefix=f"conveyor-{name}-"))
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         root = Path(command[-1]).resolve().parents[2]
@@ -143,41 +183,50 @@ class MySQLServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def skip_or_fail(reason: str) -> NoReturn:
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{reason} ({REQUIRE_ENV}=1)", pytrace=False)
+def skip_or_fail(release_id: str, reason: str) -> NoReturn:
+    require = RELEASES[release_id].require_env
+    if os.environ.get(require) == "1":
+        pytest.fail(f"{reason} ({require}=1)", pytrace=False)
     pytest.skip(reason)
 
 
-_shared: MySQLServer | None = None
+def no_server(release_id: str) -> NoReturn:
+    """Skip (or fail) the test: there is no ``mysqld`` of that release to start."""
+    release = RELEASES[release_id]
+    skip_or_fail(
+        release_id,
+        f"no {release.title} mysqld ({release.mysqld_env} or {SEARCH}) to start; "
+        f"tests/contract/{release.install} unpacks one",
+    )
 
 
-def shared_url() -> str:
-    """The URL of this process's private MySQL server, started on first use.
+_shared: dict[str, MySQLServer] = {}
 
-    Skips the test when no MySQL 8+ binary is here (see the module docstring).
+
+def shared_url(release_id: str) -> str:
+    """The URL of this process's private server of that release, started on first use.
+
+    Skips the test when no such binary is here (see the module docstring).
     """
-    global _shared
-    if os.environ.get(URL_ENV):
-        return os.environ[URL_ENV]
-    if _shared is None:
-        command = find_mysqld()
+    release = RELEASES[release_id]
+    if os.environ.get(release.url_env):
+        return os.environ[release.url_env]
+    if release_id not in _shared:
+        command = find_mysqld(release_id)
         if command is None:
-            skip_or_fail(f"no MySQL 8+ mysqld ({MYSQLD_ENV} or {SEARCH}) to start")
-        server = MySQLServer(command)
+            no_server(release_id)
+        server = MySQLServer(command, name=release_id)
         try:
             server.install()
             server.start()
         except BaseException:
             server.remove()
             raise
-        _shared = server
-    return _shared.url
+        _shared[release_id] = server
+    return _shared[release_id].url
 
 
 def stop_shared() -> None:
-    """Stop and remove this process's private server, if it was started."""
-    global _shared
-    if _shared is not None:
-        _shared.remove()
-        _shared = None
+    """Stop and remove this process's private servers, if any was started."""
+    while _shared:
+        _shared.popitem()[1].remove()

@@ -25,12 +25,12 @@ from conveyor.drivers import create_driver
 from conveyor.drivers._sql import resources
 from conveyor.drivers.base import OutcomeKind, SupportsMigrations, SupportsTransactionalEnqueue
 from conveyor.exceptions import ConfigurationError, SchemaError
-from tests.contract import sql_isolation
-from tests.contract.conftest import DRIVERS, DriverSpec, Names, require_service
+from tests.contract import mysql_server, sql_isolation
+from tests.contract.conftest import DRIVERS, MYSQL_FAMILY, DriverSpec, Names, require_service
 from tests.contract.helpers import LEASE, done, enqueue, new_job, reserve_one
 
-SQL = [spec for spec in DRIVERS if spec.name in ("postgresql", "mysql", "mysql8")]
-DIALECT = {"postgresql": "postgresql", "mysql": "mysql", "mysql8": "mysql"}
+SQL = [spec for spec in DRIVERS if spec.name in ("postgresql", *MYSQL_FAMILY)]
+DIALECT = {"postgresql": "postgresql", **{name: "mysql" for name in MYSQL_FAMILY}}
 
 
 @pytest.fixture(params=SQL, ids=[spec.name for spec in SQL])
@@ -222,7 +222,7 @@ async def test_cli_migrate_then_check(fresh_url: str) -> None:
 async def test_the_mysql_driver_knows_which_server_it_is_on(
     sql_spec: DriverSpec, sql_url: str
 ) -> None:
-    """MariaDB on the shared server, MySQL itself on the private one (``mysql8``)."""
+    """MariaDB on the shared server, MySQL itself on the private ones (``mysql8``, ``mysql9``)."""
     if sql_spec.name == "postgresql":
         pytest.skip("MySQL and MariaDB only")
     driver: Any = create_driver(sql_url)
@@ -237,7 +237,10 @@ async def test_the_mysql_driver_knows_which_server_it_is_on(
     assert server.is_mariadb is ("mariadb" in version[0].lower())
     if sql_spec.name == "mysql8":
         assert not server.is_mariadb
-        assert server.version >= (8, 0, 0)
+        assert server.version[0] == 8
+    if sql_spec.name == "mysql9":
+        assert not server.is_mariadb
+        assert server.version >= (9, 0, 0)
 
 
 # -- URL options -----------------------------------------------------------------------
@@ -287,8 +290,8 @@ async def test_a_user_with_mysqls_default_password_plugin_connects(
 ) -> None:
     """MySQL 8+ stores passwords with caching_sha2_password; the first login after the
     cache is flushed is a full exchange (RSA over plain TCP), which needs cryptography."""
-    if sql_spec.name != "mysql8":
-        pytest.skip("MySQL's default password plugin, on the private MySQL server")
+    if sql_spec.name not in mysql_server.RELEASES:
+        pytest.skip("MySQL's default password plugin, on the private MySQL servers")
     import asyncmy
 
     parts = urlsplit(sql_url)
@@ -391,7 +394,7 @@ async def test_expired_results_and_cancelled_jobs_are_pruned(sql_url: str) -> No
 
 
 async def test_workers_prune_in_the_background(sql_url: str, sql_spec: DriverSpec) -> None:
-    if sql_spec.name in ("mysql", "mysql8"):
+    if sql_spec.name in MYSQL_FAMILY:
         # Seen twice in the last three full parallel suites (once on MariaDB, once on the
         # private MySQL 9.7), never alone or in the MySQL-only suites (12 runs): the rows
         # were not pruned within 20 s and closing the driver then hung past pytest's

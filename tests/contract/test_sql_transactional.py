@@ -21,9 +21,9 @@ from conveyor import Conveyor, task
 from conveyor.core import dispatch as core_dispatch
 from conveyor.core.dispatch import dispatch_many
 from conveyor.exceptions import ConfigurationError
-from tests.contract.conftest import DRIVERS, DriverSpec, Names, require_service
+from tests.contract.conftest import DRIVERS, MYSQL_FAMILY, DriverSpec, Names, require_service
 
-SQL = [spec for spec in DRIVERS if spec.name in ("postgresql", "mysql", "mysql8")]
+SQL = [spec for spec in DRIVERS if spec.name in ("postgresql", *MYSQL_FAMILY)]
 KINDS = ("native", "sa_session", "sa_connection")
 
 ran: list[int] = []

@@ -34,14 +34,15 @@ pytestmark = pytest.mark.slow
 
 SERVERS = {"postgresql": sql_isolation.POSTGRES_URL, "mysql": sql_isolation.MYSQL_URL}
 ENV = {"postgresql": "CONVEYOR_TEST_POSTGRES_URL", "mysql": "CONVEYOR_TEST_MYSQL_URL"}
-#: MySQL itself (8.0+) beside MariaDB: a private server, see tests/contract/mysql_server.py
-KINDS = sorted([*SERVERS, "mysql8"])
+#: MySQL itself (mysql8, mysql9) beside MariaDB: private servers, see
+#: tests/contract/mysql_server.py
+KINDS = sorted([*SERVERS, *mysql_server.RELEASES])
 Start = Callable[..., Running]
 
 
 def _base(name: str) -> str:
-    if name == "mysql8":
-        return mysql_server.shared_url()
+    if name in mysql_server.RELEASES:
+        return mysql_server.shared_url(name)
     url = os.environ.get(ENV[name]) or SERVERS[name]
     require_service(name, url)
     return url
@@ -288,11 +289,11 @@ def _can_run(kind: str) -> bool:
 @pytest.mark.parametrize("kind", KINDS)
 async def test_workers_carry_on_across_a_database_restart(tmp_path: Path, kind: str) -> None:
     server: PrivateServer | mysql_server.MySQLServer
-    if kind == "mysql8":
-        command = mysql_server.find_mysqld()
+    if kind in mysql_server.RELEASES:
+        command = mysql_server.find_mysqld(kind)
         if command is None:
-            mysql_server.skip_or_fail("no MySQL 8+ mysqld to start a private server")
-        server = mysql_server.MySQLServer(command)
+            mysql_server.no_server(kind)
+        server = mysql_server.MySQLServer(command, name=kind)
     elif not _can_run(kind):
         pytest.skip(f"no {kind} server binaries to start a private server")
     else:
