@@ -22,12 +22,21 @@ import redis
 
 from conveyor import Conveyor, JobStatus, task
 from conveyor.core import dispatch as core_dispatch
+from conveyor.core.job import ErrorInfo
 from conveyor.drivers import create_driver
-from conveyor.drivers.base import OutcomeKind, Reserved
+from conveyor.drivers.base import Outcome, OutcomeKind, Reserved, SupportsCompleteAndReserve
 from conveyor.drivers.redis import RedisDriver
 from conveyor.exceptions import BrokerUnavailableError, ConfigurationError, DispatchError
 from tests.contract.conftest import require_service
-from tests.contract.helpers import LEASE, done, enqueue, new_job, reserve_one, stats_for
+from tests.contract.helpers import (
+    LEASE,
+    done,
+    enqueue,
+    new_job,
+    reserve_one,
+    stats_for,
+    status_of,
+)
 from tests.contract.redis_isolation import REDIS_URL, private_prefix, with_prefix
 from tests.contract.redis_server import RedisServer
 
@@ -468,3 +477,60 @@ async def test_a_dead_letter_deleted_behind_the_drivers_back_does_not_stall_retr
         client.delete(f"{{{driver.prefix}}}:j:{ids[0]}")
     assert await asyncio.wait_for(driver.retry_dead(None, queue=QUEUE), 5) == 2
     assert await driver.list_jobs(JobStatus.DEAD, queue=QUEUE) == []
+
+
+async def test_complete_and_reserve_applies_the_outcomes_first(driver: RedisDriver) -> None:
+    """The optional power (one script call): outcomes as ``complete`` would apply them,
+    then a reserve that already sees their effect (a retried job is due again at once)."""
+    assert isinstance(driver, SupportsCompleteAndReserve)
+    queue = QUEUE
+    ids = await enqueue(driver, queue, 4)
+    first, second, third = await driver.reserve([queue], 3, LEASE, "w1")
+    outcomes = [
+        done(first, result=b"r", result_ttl=60.0),
+        done(second, OutcomeKind.RETRY, error=ErrorInfo("ValueError", "boom")),
+        Outcome(third.id, third.token + "0", OutcomeKind.SUCCEEDED),  # not its lease
+    ]
+    acked, jobs = await driver.complete_and_reserve(outcomes, [queue], 10, LEASE, "w1")
+    assert acked == [True, True, False]
+    assert {j.id: j.attempts for j in jobs} == {ids[1]: 2, ids[3]: 1}
+    info = await driver.get_job(ids[0])
+    assert info is not None
+    assert (info.status, info.result) == (JobStatus.SUCCEEDED, b"r")
+    assert await status_of(driver, ids[2]) is JobStatus.ACTIVE  # the fenced outcome did nothing
+
+    # either half may be empty
+    assert await driver.complete_and_reserve([], [queue], 10, LEASE, "w1") == ([], [])
+    rest = [done(j, result_ttl=60.0) for j in [*jobs, third]]
+    assert await driver.complete_and_reserve(rest, [queue], 0, LEASE, "w1") == ([True] * 3, [])
+    assert [await status_of(driver, i) for i in ids[1:]] == [JobStatus.SUCCEEDED] * 3
+
+
+async def test_a_busy_worker_sends_its_acks_with_its_reserves(url: str) -> None:
+    """The worker uses the one-call power on Redis, and every job still runs once."""
+    app = Conveyor(url, default_queue=QUEUE, concurrency=4)
+    ran: Counter[int] = Counter()
+
+    @app.task
+    async def step(n: int) -> int:
+        ran[n] += 1
+        await asyncio.sleep(0.001)
+        return n
+
+    async with app:
+        handles = await app.dispatch_many([step(n) for n in range(200)])
+        driver: Any = app.driver
+        real = driver.complete_and_reserve
+        along: list[int] = []
+
+        async def counted(outcomes: Any, *rest: Any) -> Any:
+            along.append(len(outcomes))
+            return await real(outcomes, *rest)
+
+        driver.complete_and_reserve = counted  # counts the calls; the real call is made
+        stats = await app.worker(burst=True).run()
+        assert stats.succeeded == 200
+        assert await asyncio.gather(*(h.result(timeout=5) for h in handles)) == list(range(200))
+    assert set(ran.values()) == {1}
+    assert along, "no ack rode along with a reserve"
+    assert sum(along) >= 50, along  # most acks go with the reserves of a busy worker

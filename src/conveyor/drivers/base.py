@@ -24,7 +24,8 @@ Clock: due times and lease expiry are judged by the broker's clock
 
 Optional powers are separate small protocols (:class:`SupportsTransactionalEnqueue`,
 :class:`SupportsUnique`, :class:`SupportsLocks`, :class:`SupportsCounters`,
-:class:`SupportsMigrations`); callers test for them with ``isinstance``.
+:class:`SupportsMigrations`, :class:`SupportsCompleteAndReserve`); callers test for them
+with ``isinstance``.
 """
 
 from __future__ import annotations
@@ -250,6 +251,25 @@ class SupportsTransactionalEnqueue(Protocol):
     """Enqueue inside the caller's open transaction (SQL drivers)."""
 
     async def enqueue_in(self, connection: Any, jobs: Sequence[NewJob]) -> None: ...
+
+
+@runtime_checkable
+class SupportsCompleteAndReserve(Protocol):
+    """``complete`` then ``reserve`` in one round trip: a busy worker's steady state.
+
+    The outcomes are applied first, then up to ``limit`` jobs are leased, as the two
+    calls would do one after the other. If it raises, the caller can't tell whether the
+    outcomes were applied and sends them again, as after a failed ``complete``.
+    """
+
+    async def complete_and_reserve(
+        self,
+        outcomes: Sequence[Outcome],
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+        worker_id: str,
+    ) -> tuple[list[bool], list[Reserved]]: ...
 
 
 @runtime_checkable

@@ -224,12 +224,35 @@ class RedisDriver(Driver):
             return []
         reply = await self._eval("complete", *wire.pack_outcomes(outcomes))
         done = [flag == 1 for flag in reply]
+        self._finished(outcomes, done)
+        return done
+
+    async def complete_and_reserve(
+        self,
+        outcomes: Sequence[Outcome],
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+        worker_id: str,
+    ) -> tuple[list[bool], list[Reserved]]:
+        if not outcomes:
+            return [], await self.reserve(queues, limit, lease, worker_id)
+        if limit <= 0 or not queues:
+            return await self.complete(outcomes), []
+        done_reply, jobs_reply = await self._eval(
+            "complete_reserve", 2, *wire.pack_outcomes(outcomes), limit, _ms(lease), *queues
+        )
+        done = [flag == 1 for flag in done_reply]
+        self._finished(outcomes, done)
+        return done, wire.reserved(jobs_reply, queues)
+
+    def _finished(self, outcomes: Sequence[Outcome], done: list[bool]) -> None:
+        """Tell this process's waiters about the jobs that just finished."""
         listener = self._listener
         if listener is not None and listener.has_done_waiters and self._home() is not None:
             listener.finished(
                 o.id for o, ok in zip(outcomes, done, strict=True) if ok and o.kind in _FINISHED
             )
-        return done
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         if timeout <= 0 or not queues:

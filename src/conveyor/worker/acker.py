@@ -17,7 +17,16 @@ class Acker:
     While a batch is on its way to the broker, new outcomes pile up and go in
     the next one, so batches grow with load and a lone job is acked at once.
     A failed send is retried with backoff: an outcome is never dropped.
+
+    The worker's fetch loop may :meth:`take` the pending outcomes to send them with its
+    next reserve in one call (a driver with that power); it hands the answer back with
+    :meth:`settle`, or the outcomes with :meth:`restore` if the call failed. While
+    ``hold()`` says such a reserve is coming (the worker is busy), the acker leaves its
+    outcomes for it, for at most ``HOLD`` seconds; then it sends them itself.
     """
+
+    #: longest an outcome waits for a reserve to ride along with
+    HOLD = 0.002
 
     def __init__(
         self,
@@ -25,6 +34,7 @@ class Acker:
         batch_size: int,
         interval: float,
         on_acked: Callable[[Outcome, bool], None],
+        hold: Callable[[], bool] | None = None,
     ) -> None:
         self._driver = driver
         self._batch_size = batch_size
@@ -36,6 +46,11 @@ class Acker:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._taken = 0  # batches out with the fetch loop
+        self._sending = False
+        self._hold = hold
+        self._handoff = asyncio.Event()  # set when the fetch loop takes outcomes
+        self._took = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="conveyor-acker")
@@ -44,6 +59,35 @@ class Acker:
         self._pending.append(outcome)
         self._idle.clear()
         self._wakeup.set()
+
+    def take(self) -> list[Outcome]:
+        """Up to a batch of pending outcomes for the caller to send (then settle/restore)."""
+        if not self._pending or self._closing:
+            return []
+        batch = self._pending[: self._batch_size]
+        del self._pending[: self._batch_size]
+        self._taken += 1
+        self._took = True
+        self._handoff.set()
+        return batch
+
+    def settle(self, batch: list[Outcome], done: list[bool]) -> None:
+        """A taken batch reached the broker; ``done`` as ``complete`` answered."""
+        self._taken -= 1
+        on_acked = self._on_acked
+        for outcome, ok in zip(batch, done, strict=True):
+            on_acked(outcome, ok)
+        self._settled()
+
+    def restore(self, batch: list[Outcome]) -> None:
+        """A taken batch may not have reached the broker: it goes out again."""
+        self._taken -= 1
+        self._pending[:0] = batch
+        self._wakeup.set()
+
+    def _settled(self) -> None:
+        if not self._pending and not self._taken and not self._sending:
+            self._idle.set()
 
     async def flush(self) -> None:
         """Wait until every outcome added so far has reached the broker."""
@@ -61,6 +105,16 @@ class Acker:
             except asyncio.CancelledError:
                 pass
 
+    async def _handed_off(self) -> bool:
+        """Wait up to ``HOLD`` for the fetch loop to take the outcomes; ``True`` if it did."""
+        handoff = self._handoff
+        handoff.clear()
+        self._took = False
+        timer = asyncio.get_running_loop().call_later(self.HOLD, handoff.set)
+        await handoff.wait()
+        timer.cancel()
+        return self._took
+
     async def _run(self) -> None:
         delay = 0.05
         while True:
@@ -69,6 +123,12 @@ class Acker:
             await asyncio.sleep(0)  # gather every outcome produced in this loop turn
             if self._interval > 0 and len(self._pending) < self._batch_size and not self._closing:
                 await asyncio.sleep(self._interval)
+            hold = self._hold
+            if hold is not None:
+                while self._pending and not self._closing and hold():
+                    if not await self._handed_off():
+                        break
+            self._sending = True
             while self._pending:
                 batch = self._pending[: self._batch_size]
                 del self._pending[: self._batch_size]
@@ -83,4 +143,5 @@ class Acker:
                 delay = 0.05
                 for outcome, ok in zip(batch, done, strict=True):
                     self._on_acked(outcome, ok)
-            self._idle.set()
+            self._sending = False
+            self._settled()

@@ -18,7 +18,13 @@ from conveyor.codec import Codec, get_codec
 from conveyor.core.job import ErrorInfo
 from conveyor.core.registry import Registry
 from conveyor.core.task import Mode
-from conveyor.drivers.base import Driver, Outcome, OutcomeKind, Reserved
+from conveyor.drivers.base import (
+    Driver,
+    Outcome,
+    OutcomeKind,
+    Reserved,
+    SupportsCompleteAndReserve,
+)
 from conveyor.exceptions import SchemaError
 from conveyor.worker.acker import Acker
 from conveyor.worker.config import WorkerConfig
@@ -62,7 +68,16 @@ class Worker:
         self.executors = Executors(config, registry)
         self.runner = Runner(driver, self.codec, registry, config, self.executors)
         self.leases = LeaseKeeper(driver, config.lease_seconds, self._lease_lost, self._cancel)
-        self.acker = Acker(driver, config.ack_batch_size, config.ack_interval, self._acked)
+        #: acks ride along with reserves when the driver does both in one round trip
+        self._both = driver if isinstance(driver, SupportsCompleteAndReserve) else None
+        self._busy = False  # the last reserve found jobs: another one is coming soon
+        self.acker = Acker(
+            driver,
+            config.ack_batch_size,
+            config.ack_interval,
+            self._acked,
+            hold=self._reserve_coming if self._both is not None else None,
+        )
         self._buffer: deque[Reserved] = deque()
         self._slot_waiters: deque[asyncio.Future[Reserved | None]] = deque()
         self._slots: list[asyncio.Task[None]] = []
@@ -124,7 +139,7 @@ class Worker:
                 await self._space.wait()
                 continue
             try:
-                jobs = await self.driver.reserve(cfg.queues, want, cfg.lease_seconds, cfg.worker_id)
+                jobs = await self._reserve(want)
             except SchemaError:
                 raise  # waiting can't fix it: say "run conveyor migrate" and stop
             except Exception as exc:
@@ -133,6 +148,7 @@ class Worker:
                 await self._pause(backoff)
                 poll = min(backoff * 2, 5.0)
                 continue
+            self._busy = bool(jobs)
             if jobs:
                 poll = 0.001
                 self._hand_out(jobs)
@@ -153,6 +169,28 @@ class Worker:
                 continue
             await self._wait_for_work(poll)
             poll = min(poll * 2, cfg.idle_poll_max)
+
+    async def _reserve(self, want: int) -> list[Reserved]:
+        """Reserve up to ``want`` jobs; with the driver's power, send pending acks along."""
+        cfg = self.config
+        both = self._both
+        batch = self.acker.take() if both is not None else None
+        if not batch:
+            return await self.driver.reserve(cfg.queues, want, cfg.lease_seconds, cfg.worker_id)
+        assert both is not None
+        try:
+            done, jobs = await both.complete_and_reserve(
+                batch, cfg.queues, want, cfg.lease_seconds, cfg.worker_id
+            )
+        except BaseException:
+            self.acker.restore(batch)  # the acker sends them again, with its retries
+            raise
+        self.acker.settle(batch, done)
+        return jobs
+
+    def _reserve_coming(self) -> bool:
+        """Whether the fetch loop will reserve again soon (outcomes may wait to ride along)."""
+        return self._busy and not self._stopping.is_set()
 
     async def _due_now(self) -> bool:
         jobs = await self.driver.reserve(
