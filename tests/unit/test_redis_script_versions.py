@@ -13,7 +13,7 @@ from importlib import resources
 
 import pytest
 
-from conveyor.drivers._redis.scripts import NAMES, scripts
+from conveyor.drivers._redis.scripts import COMPOSITES, NAMES, scripts
 
 SUPPORTED = (6, 2)
 
@@ -112,4 +112,6 @@ def test_the_check_sees_what_it_should() -> None:
     """The parser finds commands and options, across lines too."""
     lua = "redis.call('PEXPIREAT', k,\n  t, 'NX')\nlocal x = redis.pcall(\"lmpop\", 1, k, 'LEFT')"
     assert _calls(lua) == [("PEXPIREAT", ["NX"]), ("LMPOP", ["LEFT"])]
-    assert set(scripts()) == set(NAMES)
+    # every script loaded is one of the files checked, or composed only of them
+    assert set(scripts()) == set(NAMES) | set(COMPOSITES)
+    assert {part for parts in COMPOSITES.values() for part in parts} <= set(NAMES)
