@@ -24,15 +24,15 @@ Clock: due times and lease expiry are judged by the broker's clock
 
 Optional powers are separate small protocols (:class:`SupportsTransactionalEnqueue`,
 :class:`SupportsUnique`, :class:`SupportsLocks`, :class:`SupportsCounters`,
-:class:`SupportsMigrations`, :class:`SupportsCompleteAndReserve`); callers test for them
-with ``isinstance``.
+:class:`SupportsMigrations`, :class:`SupportsCompleteAndReserve`,
+:class:`SupportsCancelNotices`); callers test for them with ``isinstance``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
@@ -270,6 +270,19 @@ class SupportsCompleteAndReserve(Protocol):
         lease: float,
         worker_id: str,
     ) -> tuple[list[bool], list[Reserved]]: ...
+
+
+@runtime_checkable
+class SupportsCancelNotices(Protocol):
+    """Tells a worker at once that a cancel was asked for a job (else it learns at renewal).
+
+    A notice only says "look again": the worker then renews its leases, and the renewal
+    is what reports the cancel. So a notice that is lost or forged changes nothing.
+    """
+
+    def watch_cancels(self, callback: Callable[[str], None]) -> None: ...
+
+    def unwatch_cancels(self, callback: Callable[[str], None]) -> None: ...
 
 
 @runtime_checkable

@@ -131,6 +131,7 @@ class PostgresDriver(SqlDriver):
     dialect = "postgresql"
 
     def __init__(self, options: SqlOptions) -> None:
+        self._cancel_watchers: list[Callable[[str], None]] = []
         super().__init__(options, _names(options))
         self._sa_enqueue = named_parameters(self._q["enqueue"], "dollar")
 
@@ -225,6 +226,10 @@ class PostgresDriver(SqlDriver):
 
     def _notified(self, payload: str) -> None:
         seconds, _, queue = payload.partition(" ")
+        if seconds == "cancel":  # "cancel <job id>": a running job's cancel was asked
+            for watcher in list(self._cancel_watchers):
+                watcher(queue)
+            return
         try:
             due_in = float(seconds)
         except ValueError:
@@ -373,6 +378,15 @@ class PostgresDriver(SqlDriver):
         return done
 
     # -- inspection and management ----------------------------------------------------
+
+    def watch_cancels(self, callback: Callable[[str], None]) -> None:
+        self._cancel_watchers.append(callback)
+        if self._home is asyncio.get_running_loop():  # else renewals still report cancels
+            self._listener.start()
+
+    def unwatch_cancels(self, callback: Callable[[str], None]) -> None:
+        if callback in self._cancel_watchers:
+            self._cancel_watchers.remove(callback)
 
     @on_home_loop
     async def cancel(self, job_id: str) -> bool:

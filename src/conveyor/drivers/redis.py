@@ -102,7 +102,12 @@ class RedisDriver(Driver):
             await link.close()  # another caller connected while we were at it
             return
         self._link = link
-        self._listener = Listener(link.client, self.options.work_channel, self.options.done_channel)
+        self._listener = Listener(
+            link.client,
+            self.options.work_channel,
+            self.options.done_channel,
+            self.options.cancel_channel,
+        )
         self._coalescer = Coalescer(self._write_jobs, _COALESCE_MAX)
         await self._check_eviction(link)
 
@@ -315,6 +320,18 @@ class RedisDriver(Driver):
     async def cancel(self, job_id: str) -> bool:
         outcome = await self._eval("cancel", job_id)
         return outcome is not None
+
+    def watch_cancels(self, callback: Callable[[str], None]) -> None:
+        listener = self._listener
+        if listener is None or self._home() is None:
+            return  # not connected on this loop: renewals still report cancels
+        listener.cancel_watchers.append(callback)
+        listener.start()
+
+    def unwatch_cancels(self, callback: Callable[[str], None]) -> None:
+        listener = self._listener
+        if listener is not None and callback in listener.cancel_watchers:
+            listener.cancel_watchers.remove(callback)
 
     async def set_progress(self, job_id: str, fraction: float, message: str | None) -> None:
         if message is None:

@@ -16,7 +16,8 @@ class LeaseKeeper:
 
     A renewal that fails (broker down) is retried sooner; if the broker stays
     away longer than the lease, other workers may take the jobs over, and
-    fencing makes this worker's late outcomes harmless.
+    fencing makes this worker's late outcomes harmless. :meth:`poke` renews at once
+    (a driver's cancel notice: the renewal is what reports the cancel).
     """
 
     def __init__(
@@ -32,6 +33,7 @@ class LeaseKeeper:
         self._on_cancel = on_cancel
         self.held: dict[str, str] = {}  # job id -> token
         self._task: asyncio.Task[None] | None = None
+        self._poked = asyncio.Event()
 
     @property
     def interval(self) -> float:
@@ -48,6 +50,11 @@ class LeaseKeeper:
             except asyncio.CancelledError:
                 pass
 
+    def poke(self, job_id: str) -> None:
+        """A cancel may have been asked for ``job_id``: renew now if it is held here."""
+        if job_id in self.held:
+            self._poked.set()
+
     async def renew_now(self) -> None:
         if not self.held:
             return
@@ -61,8 +68,13 @@ class LeaseKeeper:
             self._on_cancel(job_id)
 
     async def _run(self) -> None:
+        poked = self._poked
         while True:
-            await asyncio.sleep(self.interval)
+            try:
+                await asyncio.wait_for(poked.wait(), self.interval)
+            except TimeoutError:
+                pass
+            poked.clear()
             try:
                 await self.renew_now()
             except Exception as exc:

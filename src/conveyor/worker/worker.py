@@ -23,6 +23,7 @@ from conveyor.drivers.base import (
     Outcome,
     OutcomeKind,
     Reserved,
+    SupportsCancelNotices,
     SupportsCompleteAndReserve,
 )
 from conveyor.exceptions import SchemaError
@@ -109,6 +110,9 @@ class Worker:
         await self.executors.start()
         self.acker.start()
         self.leases.start()
+        notices = self.driver if isinstance(self.driver, SupportsCancelNotices) else None
+        if notices is not None:
+            notices.watch_cancels(self.leases.poke)
         self._slots = [
             asyncio.create_task(self._slot(), name=f"conveyor-slot-{i}")
             for i in range(cfg.concurrency)
@@ -117,6 +121,8 @@ class Worker:
         try:
             await self._fetch()
         finally:
+            if notices is not None:
+                notices.unwatch_cancels(self.leases.poke)
             await self._shutdown()
         return self.stats
 

@@ -1,5 +1,6 @@
 -- Cancel job ARGV[2]: a waiting job becomes cancelled ("cancelled"); an active one gets a
--- cancel request its worker sees when it renews ("requested"); otherwise nil.
+-- cancel request its worker sees when it renews ("requested"), and a notice on
+-- <B>ev:cancel tells the worker to renew now; otherwise nil.
 
 local now = now_ms()
 local id = ARGV[2]
@@ -26,6 +27,7 @@ if state == 'queued' or state == 'scheduled' or state == 'retrying' then
   return 'cancelled'
 elseif state == 'active' then
   redis.call('HSET', jk, 'cx', '1')
+  redis.call('PUBLISH', B .. 'ev:cancel', cmsgpack.pack({ id }))
   return 'requested'
 end
 return false

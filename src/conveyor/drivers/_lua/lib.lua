@@ -16,6 +16,7 @@
 --   <B>seq, <B>tok   STRING counters (enqueue order, lease tokens)
 --   <B>ev:work       channel: queues that got work (msgpack list)
 --   <B>ev:done       channel: jobs that finished (msgpack list of ids)
+--   <B>ev:cancel     channel: active jobs whose cancel was asked (msgpack list of ids)
 --
 -- Job fields: t task, q queue, p payload, pr priority, ra run_at (ms), ea enqueued_at (ms),
 -- s state, a attempts and d deaths (absent: 0), sq seq, k the lease token, r result,

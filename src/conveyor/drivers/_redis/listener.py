@@ -1,7 +1,8 @@
 """One pub/sub connection per driver that wakes idle workers and result waiters.
 
-Scripts publish, once per call, the queues that got work (``<prefix>ev:work``) and the
-jobs that finished (``<prefix>ev:done``), as msgpack lists. The listener turns those
+Scripts publish, once per call, the queues that got work (``<prefix>ev:work``), the
+jobs that finished (``<prefix>ev:done``) and active jobs whose cancel was asked
+(``<prefix>ev:cancel``), as msgpack lists. The listener turns those
 messages into resolved futures. Pub/sub delivers at most once: a message published while
 the connection is down is lost, so whenever the listener (re)subscribes it wakes every
 waiter to look again, and waiters never wait without a timeout.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -31,19 +32,28 @@ def _wake(fut: asyncio.Future[None]) -> None:
 class Listener:
     """Subscribes lazily, reconnects forever with backoff, and wakes whom a message concerns."""
 
-    def __init__(self, client: Redis, work_channel: bytes, done_channel: bytes) -> None:
+    def __init__(
+        self, client: Redis, work_channel: bytes, done_channel: bytes, cancel_channel: bytes
+    ) -> None:
         self._client = client
         self._work_channel = work_channel
         self._done_channel = done_channel
+        self._cancel_channel = cancel_channel
+        #: called with each job id a cancel notice names
+        self.cancel_watchers: list[Callable[[str], None]] = []
         self.subscribed = asyncio.Event()
         self._work: dict[asyncio.Future[None], frozenset[str]] = {}
         self._done: dict[str, list[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    async def ready(self, timeout: float) -> bool:
-        """Start listening if need be; wait up to ``timeout`` for the subscription."""
+    def start(self) -> None:
+        """Start listening (in the background) if not yet started."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="conveyor-redis-listener")
+
+    async def ready(self, timeout: float) -> bool:
+        """Start listening if need be; wait up to ``timeout`` for the subscription."""
+        self.start()
         if self.subscribed.is_set():
             return True
         try:
@@ -119,7 +129,7 @@ class Listener:
         while True:
             pubsub = self._client.pubsub()
             try:
-                await pubsub.subscribe(self._work_channel, self._done_channel)
+                await pubsub.subscribe(self._work_channel, self._done_channel, self._cancel_channel)
                 await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
@@ -164,6 +174,10 @@ class Listener:
             self.work_arrived(names)
         elif channel == self._done_channel:
             self.finished(names)
+        elif channel == self._cancel_channel:
+            for watcher in list(self.cancel_watchers):
+                for job_id in names:
+                    watcher(job_id)
 
 
 async def _close(pubsub: Any) -> None:

@@ -82,6 +82,10 @@ class RedisOptions:
     def done_channel(self) -> bytes:
         return f"{self.base}ev:done".encode()
 
+    @property
+    def cancel_channel(self) -> bytes:
+        return f"{self.base}ev:cancel".encode()
+
 
 def parse(url: str) -> RedisOptions:
     """Split ``url`` into Conveyor's options and the URL redis-py gets.

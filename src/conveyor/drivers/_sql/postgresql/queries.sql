@@ -1,7 +1,8 @@
 -- Queries of the PostgreSQL driver, one per "-- name:" block ($1, $2, ... parameters).
 -- {jobs}, {meta}, {reserve}, {channel} and {job_columns} are filled in by the driver.
--- NOTIFY payloads are "<seconds until due> <queue>"; they are sent at commit, so a job
--- enqueued in the caller's transaction wakes workers only once it is visible.
+-- NOTIFY payloads are "<seconds until due> <queue>" or "cancel <job id>"; they are sent
+-- at commit, so a job enqueued in the caller's transaction wakes workers only once it is
+-- visible.
 
 -- name: has_meta
 SELECT to_regclass($1) IS NOT NULL;
@@ -102,7 +103,8 @@ WHERE id = $1 AND (expires_at IS NULL OR expires_at > now());
 
 -- name: cancel
 -- params: id, seconds a cancelled job is kept. A waiting job is cancelled; an active one
--- gets a request its worker sees at the next lease renewal.
+-- gets a request its worker sees at the next lease renewal, and a NOTIFY "cancel <id>"
+-- (at commit) makes the worker renew at once.
 WITH waiting AS (
     UPDATE {jobs}
     SET state = 'cancelled', error_type = 'Cancelled', error_message = 'cancelled before it ran',
@@ -113,9 +115,11 @@ WITH waiting AS (
 ), active AS (
     UPDATE {jobs} SET cancel_requested = true
     WHERE id = $1 AND state = 'active'
-    RETURNING 'requested'::text AS what
+    RETURNING id, 'requested'::text AS what
 )
-SELECT what FROM waiting UNION ALL SELECT what FROM active;
+SELECT what FROM waiting
+UNION ALL
+SELECT a.what FROM active a, LATERAL (SELECT pg_notify({channel}, 'cancel ' || a.id)) n;
 
 -- name: set_progress
 UPDATE {jobs} SET progress = $2, progress_message = $3 WHERE id = $1;
