@@ -534,3 +534,36 @@ async def test_a_busy_worker_sends_its_acks_with_its_reserves(url: str) -> None:
     assert set(ran.values()) == {1}
     assert along, "no ack rode along with a reserve"
     assert sum(along) >= 50, along  # most acks go with the reserves of a busy worker
+
+
+async def test_only_a_process_that_waits_for_results_hears_every_finished_job(url: str) -> None:
+    """Every finished job is a message on the done channel: a worker that never waits for
+    results must not subscribe to it (N workers would each read every other's)."""
+    app = Conveyor(url, default_queue=QUEUE)
+    driver: Any = app.driver
+
+    @app.task
+    async def echo(n: int) -> int:
+        return n
+
+    async def listeners(channel: bytes) -> int:
+        reply = await driver._link.command("PUBSUB", "NUMSUB", channel)
+        return int(reply[1])
+
+    async with app:
+        worker = app.worker(concurrency=4)
+        run = asyncio.create_task(worker.run())
+        try:
+            await worker.ready.wait()
+            for _ in range(100):  # the worker's listener starts in the background
+                if await listeners(driver.options.cancel_channel):
+                    break
+                await asyncio.sleep(0.01)
+            assert await listeners(driver.options.cancel_channel) == 1
+            assert await listeners(driver.options.done_channel) == 0
+            handle = await echo(7).dispatch()
+            assert await handle.result(timeout=5) == 7  # now this process waits for results
+            assert await listeners(driver.options.done_channel) == 1
+        finally:
+            worker.stop()
+            await run

@@ -297,7 +297,7 @@ class RedisDriver(Driver):
             return await super().wait_finished(job_id, timeout)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        await listener.ready(1.0 if timeout is None else min(timeout, 1.0))
+        await listener.ready(1.0 if timeout is None else min(timeout, 1.0), done=True)
         interval = 0.05
         while True:
             fut: asyncio.Future[None] = loop.create_future()

@@ -26,7 +26,10 @@ class Acker:
     """
 
     #: longest an outcome waits for a reserve to ride along with
-    HOLD = 0.002
+    HOLD = 0.005
+    #: most outcomes that ride along: a bigger batch pays its own round trip anyway, and
+    #: sent on its own it overlaps the reserve instead of slowing it down
+    RIDE_MAX = 32
 
     def __init__(
         self,
@@ -62,7 +65,7 @@ class Acker:
 
     def take(self) -> list[Outcome]:
         """Up to a batch of pending outcomes for the caller to send (then settle/restore)."""
-        if not self._pending or self._closing:
+        if not self._pending or len(self._pending) > self.RIDE_MAX or self._closing:
             return []
         batch = self._pending[: self._batch_size]
         del self._pending[: self._batch_size]
@@ -125,7 +128,7 @@ class Acker:
                 await asyncio.sleep(self._interval)
             hold = self._hold
             if hold is not None:
-                while self._pending and not self._closing and hold():
+                while 0 < len(self._pending) <= self.RIDE_MAX and not self._closing and hold():
                     if not await self._handed_off():
                         break
             self._sending = True

@@ -72,6 +72,7 @@ class Worker:
         #: acks ride along with reserves when the driver does both in one round trip
         self._both = driver if isinstance(driver, SupportsCompleteAndReserve) else None
         self._busy = False  # the last reserve found jobs: another one is coming soon
+        self._waiting = False  # the fetch loop waits for room (no call of its own out)
         self.acker = Acker(
             driver,
             config.ack_batch_size,
@@ -131,7 +132,7 @@ class Worker:
     async def _fetch(self) -> None:
         cfg = self.config
         capacity = cfg.capacity
-        low_water = max(1, capacity // 8)
+        low_water = max(1, capacity // 4)  # reserve in batches of a quarter of capacity
         poll = 0.001
         stopping = self._stopping
         while not stopping.is_set():
@@ -142,7 +143,11 @@ class Worker:
                 want = min(want, cfg.max_jobs - self.stats.reserved)
             if want < low_water and self.held:
                 self._space.clear()
-                await self._space.wait()
+                self._waiting = True  # outcomes may wait for the reserve that follows
+                try:
+                    await self._space.wait()
+                finally:
+                    self._waiting = False
                 continue
             try:
                 jobs = await self._reserve(want)
@@ -195,8 +200,10 @@ class Worker:
         return jobs
 
     def _reserve_coming(self) -> bool:
-        """Whether the fetch loop will reserve again soon (outcomes may wait to ride along)."""
-        return self._busy and not self._stopping.is_set()
+        """Whether outcomes should wait for the fetch loop's next reserve to ride along:
+        it found jobs last time and now waits for room. While its own call is out, the
+        acker sends on its own, so acks and reserves overlap instead of queueing."""
+        return self._busy and self._waiting and not self._stopping.is_set()
 
     async def _due_now(self) -> bool:
         jobs = await self.driver.reserve(

@@ -3,7 +3,10 @@
 Scripts publish, once per call, the queues that got work (``<prefix>ev:work``), the
 jobs that finished (``<prefix>ev:done``) and active jobs whose cancel was asked
 (``<prefix>ev:cancel``), as msgpack lists. The listener turns those
-messages into resolved futures. Pub/sub delivers at most once: a message published while
+messages into resolved futures. It subscribes to the done channel only once something in
+this process waits for a result (every job that finishes anywhere is one message there;
+a worker that never waits for results should not read them all). Pub/sub delivers at most
+once: a message published while
 the connection is down is lost, so whenever the listener (re)subscribes it wakes every
 waiter to look again, and waiters never wait without a timeout.
 """
@@ -42,6 +45,9 @@ class Listener:
         #: called with each job id a cancel notice names
         self.cancel_watchers: list[Callable[[str], None]] = []
         self.subscribed = asyncio.Event()
+        self._want_done = False  # subscribe to the done channel too (someone waits)
+        self._hearing_done = asyncio.Event()  # the live subscription includes it
+        self._pubsub: Any = None  # the live subscription, while there is one
         self._work: dict[asyncio.Future[None], frozenset[str]] = {}
         self._done: dict[str, list[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -51,13 +57,26 @@ class Listener:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="conveyor-redis-listener")
 
-    async def ready(self, timeout: float) -> bool:
-        """Start listening if need be; wait up to ``timeout`` for the subscription."""
+    async def ready(self, timeout: float, *, done: bool = False) -> bool:
+        """Start listening if need be; wait up to ``timeout`` for the subscription.
+
+        ``done``: the caller waits for results, so the done channel must be heard too;
+        the first such caller adds it to the live subscription (no gap for the others).
+        """
+        if done and not self._want_done:
+            self._want_done = True
+            pubsub = self._pubsub
+            if pubsub is not None:
+                try:
+                    await pubsub.subscribe(self._done_channel)
+                except Exception as exc:  # the loop reconnects, subscribing to it then
+                    log.debug("redis.listener could not add the done channel: %s", exc)
         self.start()
-        if self.subscribed.is_set():
+        event = self._hearing_done if done else self.subscribed
+        if event.is_set():
             return True
         try:
-            await asyncio.wait_for(self.subscribed.wait(), timeout)
+            await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             return False
         return True
@@ -71,6 +90,7 @@ class Listener:
             except asyncio.CancelledError:
                 pass
         self.subscribed.clear()
+        self._hearing_done.clear()
         self._wake_all()
 
     # -- waiters ---------------------------------------------------------------
@@ -129,12 +149,17 @@ class Listener:
         while True:
             pubsub = self._client.pubsub()
             try:
-                await pubsub.subscribe(self._work_channel, self._done_channel, self._cancel_channel)
+                channels = [self._work_channel, self._cancel_channel]
+                if self._want_done:
+                    channels.append(self._done_channel)
+                await pubsub.subscribe(*channels)
+                self._pubsub = pubsub
                 await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.subscribed.clear()
+                self._hearing_done.clear()
                 self._wake_all()  # they look for themselves until we are back
                 log.warning(
                     "redis.listener lost its connection, retrying in %.2fs: %s", backoff, exc
@@ -142,6 +167,7 @@ class Listener:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
+                self._pubsub = None
                 await asyncio.shield(_close(pubsub))
 
     async def _listen(self, pubsub: Any) -> None:
@@ -162,6 +188,8 @@ class Listener:
             elif kind == "subscribe":
                 # first subscription, or a reconnection: messages may have been missed
                 self.subscribed.set()
+                if message["channel"] == self._done_channel:
+                    self._hearing_done.set()
                 self._wake_all()
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
