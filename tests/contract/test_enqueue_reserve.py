@@ -112,8 +112,11 @@ async def test_delay_and_eta(driver: Driver, queue: str) -> None:
     assert await status_of(driver, by_eta.id) is JobStatus.SCHEDULED
     assert [r.id for r in await driver.reserve([queue], 10, LEASE, "w1")] == [now.id]
 
+    # the ETA became a delay by the producer's clock a moment after ``start``: the two
+    # fall due a few milliseconds apart, in either order
     got = await reserve_eventually(driver, [queue], limit=10)
-    got += await driver.reserve([queue], 10, LEASE, "w1")
+    if len(got) < 2:
+        got += await reserve_eventually(driver, [queue], limit=10)
     assert time.time() - start >= 0.29
     assert {r.id for r in got} == {by_delay.id, by_eta.id}
     assert all(r.attempts == 1 for r in got)
