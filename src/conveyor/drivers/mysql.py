@@ -201,6 +201,11 @@ class MySQLDriver(SqlDriver):
             try:
                 return await op(conn)
             except (OSError, TimeoutError, my_errors.MySQLError) as exc:
+                if _cancelling():
+                    # the task is being cancelled and the cancellation surfaced as an
+                    # error on its way out (asyncmy closes a connection whose read was
+                    # cancelled): never a retry, the cancellation goes on
+                    raise asyncio.CancelledError from exc
                 code = code_of(exc)
                 if code in RETRY_CODES and attempt < ATTEMPTS:
                     continue  # deadlock victim: nothing was done, go again
@@ -322,13 +327,7 @@ class MySQLDriver(SqlDriver):
             nonlocal tries
             tries += 1
             try:
-                await conn.begin()
-                try:
-                    await self._insert_on(conn, rows)
-                except BaseException:
-                    await conn.rollback()
-                    raise
-                await conn.commit()
+                await _transaction(conn, lambda: self._insert_on(conn, rows))
             except my_errors.IntegrityError:
                 if tries == 1:
                     raise
@@ -502,24 +501,61 @@ class MySQLDriver(SqlDriver):
         return await self._write(self._q["purge"], (state, alt, due, queue, queue))
 
     async def _prune(self, batch: int) -> int:
+        """One batch: pick expired rows nobody holds, then delete exactly those.
+
+        The pick locks its rows (``FOR UPDATE SKIP LOCKED``: it never waits); each is then
+        deleted by its primary key, so the batch touches no row it does not already
+        hold and never waits for another transaction. (One ``DELETE ... WHERE seq IN
+        (...)`` does not promise that: when the list is a large part of the table, the
+        servers scan the whole table, locking, and waiting for, every row on the way,
+        such as jobs being reserved or enqueued in a caller's open transaction.) On
+        MariaDB the deletes go as one bulk command; on MySQL, one statement per row.
+        """
         q = self._q
 
         async def run(conn: Conn) -> int:
-            await conn.begin()
-            try:
+            async def pick_and_delete() -> int:
                 async with conn.cursor() as cur:
                     await cur.execute(q["prune_pick"], (batch,))
-                    seqs = [r[0] for r in await cur.fetchall()]
-                    deleted = 0
-                    if seqs:
-                        deleted = await cur.execute(f"{q['prune_delete']} {marks(seqs)}", seqs)
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
-            return int(deleted)
+                    seqs = [(r[0],) for r in await cur.fetchall()]
+                    if not seqs:
+                        return 0
+                    await cur.executemany(q["prune_delete"], seqs)
+                    return int(cur.rowcount)
+
+            return await _transaction(conn, pick_and_delete)
 
         return await self._run(run)
+
+
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _transaction(conn: Conn, body: Callable[[], Awaitable[T]]) -> T:
+    """``body`` in a transaction on ``conn``: committed if it returns, rolled back if not.
+
+    A cancelled ``body`` sends nothing more: the connection is closed (asyncmy has
+    already closed one whose read was cancelled) and the server rolls the transaction
+    back when it sees the connection go, so a cancellation is neither delayed by a
+    rollback nor turned into the error of a rollback on a closed connection.
+    """
+    await conn.begin()
+    try:
+        result = await body()
+    except Exception:
+        try:
+            await conn.rollback()
+        except (OSError, TimeoutError, my_errors.MySQLError):
+            conn.close()  # gone: the server rolls back on its own; the first error counts
+        raise
+    except BaseException:
+        conn.close()
+        raise
+    await conn.commit()
+    return result
 
 
 class _Target:

@@ -133,5 +133,7 @@ LIMIT %s
 FOR UPDATE SKIP LOCKED;
 
 -- name: prune_delete
--- an "IN (...)" list of the rows picked is appended
-DELETE FROM {jobs} WHERE expires_at <= UTC_TIMESTAMP(6) AND seq IN;
+-- params: seq of one row prune_pick took (run once per row, in its transaction). By the
+-- primary key alone, so it touches only a row this transaction holds already and never
+-- waits: "seq IN (...)" over much of the table is a full scan that locks every row.
+DELETE FROM {jobs} WHERE seq = %s;
