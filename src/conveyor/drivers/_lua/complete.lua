@@ -14,14 +14,17 @@ local pos = 1
 local reply = {}
 local done_active, ready, delayed, kept, dead, cancelled = {}, {}, {}, {}, {}, {}
 
--- the new state, one more field, and the outcome's error (or none)
-local function set_error(jk, i, state, field, value)
+-- the new state, one more field, and the outcome's error (or none); had_error: the job
+-- carries an earlier attempt's error
+local function set_error(jk, i, state, field, value, had_error)
   if o[i + 6] ~= '' then
     redis.call('HSET', jk, 's', state, field, value, 'et', o[i + 6], 'em', o[i + 7],
       'tb', o[i + 8])
   else
     redis.call('HSET', jk, 's', state, field, value)
-    redis.call('HDEL', jk, 'et', 'em', 'tb')
+    if had_error then
+      redis.call('HDEL', jk, 'et', 'em', 'tb')
+    end
   end
 end
 
@@ -35,7 +38,8 @@ for i = 1, #o, 9 do
     pos = pos + rlen
   end
   local jk = B .. 'j:' .. id
-  local f = redis.call('HMGET', jk, 's', 'k', 'q')
+  local f = redis.call('HMGET', jk, 's', 'k', 'q', 'et')
+  local had_error = f[4] ~= false
   local state = f[1]
   if state == 'active' and f[2] == token then
     reply[k] = 1
@@ -50,7 +54,9 @@ for i = 1, #o, 9 do
         else
           redis.call('HSET', jk, 's', 'succeeded', 'f', now)
         end
-        redis.call('HDEL', jk, 'et', 'em', 'tb') -- an earlier attempt's error
+        if had_error then -- an earlier attempt's
+          redis.call('HDEL', jk, 'et', 'em', 'tb')
+        end
         redis.call('PEXPIREAT', jk, expires)
         push(kept, q, expires, id)
       else
@@ -58,18 +64,18 @@ for i = 1, #o, 9 do
       end
       finish(id)
     elseif kind == 4 then
-      set_error(jk, i, 'dead', 'f', now)
+      set_error(jk, i, 'dead', 'f', now, had_error)
       push(dead, q, tonumber(redis.call('HGET', jk, 'sq')), id)
       finish(id)
     elseif kind == 5 then
-      set_error(jk, i, 'cancelled', 'f', now)
+      set_error(jk, i, 'cancelled', 'f', now, had_error)
       push(cancelled, q, tonumber(redis.call('HGET', jk, 'sq')), id)
       finish(id)
     else
       local delay = math.max(math.floor(o[i + 5]), 0)
       local run_at = now + delay
       if kind == 2 then
-        set_error(jk, i, 'retrying', 'ra', run_at)
+        set_error(jk, i, 'retrying', 'ra', run_at, had_error)
         count(q, 'R', 1)
       else -- snooze, release: the attempt is given back
         redis.call('HINCRBY', jk, 'a', -1)
