@@ -33,6 +33,12 @@ SQL = [spec for spec in DRIVERS if spec.name in ("postgresql", *MYSQL_FAMILY)]
 DIALECT = {"postgresql": "postgresql", **{name: "mysql" for name in MYSQL_FAMILY}}
 
 
+def only(*names: str) -> pytest.MarkDecorator:
+    """Run a test on these servers only (not collected for the others, so not skipped)."""
+    specs = [spec for spec in SQL if spec.name in names]
+    return pytest.mark.parametrize("sql_spec", specs, ids=[s.name for s in specs], indirect=True)
+
+
 @pytest.fixture(params=SQL, ids=[spec.name for spec in SQL])
 def sql_spec(request: pytest.FixtureRequest, tmp_path: Any) -> DriverSpec:
     spec: DriverSpec = request.param
@@ -219,12 +225,11 @@ async def test_cli_migrate_then_check(fresh_url: str) -> None:
     assert cli("check").returncode == 0
 
 
+@only(*MYSQL_FAMILY)
 async def test_the_mysql_driver_knows_which_server_it_is_on(
     sql_spec: DriverSpec, sql_url: str
 ) -> None:
     """MariaDB on the shared server, MySQL itself on the private ones (``mysql8``, ``mysql9``)."""
-    if sql_spec.name == "postgresql":
-        pytest.skip("MySQL and MariaDB only")
     driver: Any = create_driver(sql_url)
     try:
         await driver.connect()
@@ -285,13 +290,12 @@ async def test_two_prefixes_in_one_database_are_separate(
             await b.close()
 
 
+@only(*mysql_server.RELEASES)
 async def test_a_user_with_mysqls_default_password_plugin_connects(
     sql_spec: DriverSpec, sql_url: str
 ) -> None:
     """MySQL 8+ stores passwords with caching_sha2_password; the first login after the
     cache is flushed is a full exchange (RSA over plain TCP), which needs cryptography."""
-    if sql_spec.name not in mysql_server.RELEASES:
-        pytest.skip("MySQL's default password plugin, on the private MySQL servers")
     import asyncmy
 
     parts = urlsplit(sql_url)
@@ -320,13 +324,12 @@ async def test_a_user_with_mysqls_default_password_plugin_connects(
         admin.close()
 
 
+@only(*MYSQL_FAMILY)
 async def test_a_latin1_database_takes_any_queue_name_and_error_text(
     sql_spec: DriverSpec, tmp_path: Any
 ) -> None:
     """The tables are utf8mb4 whatever the database's default; so are the procedures'
     parameters and variables (a latin1 database has its own, test-private, database)."""
-    if sql_spec.name == "postgresql":
-        pytest.skip("MySQL and MariaDB only")
     import asyncmy
 
     from conveyor.core.job import ErrorInfo
@@ -433,11 +436,10 @@ async def sql_wake_probe(sent: float) -> float:
     return time.time() - sent
 
 
+@only("postgresql")
 async def test_postgres_notify_starts_a_job_at_once_and_idle_workers_rarely_ask(
     sql_url: str, names: Names, sql_spec: DriverSpec
 ) -> None:
-    if sql_spec.name != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; MySQL polls")
     worker_app = Conveyor(sql_url, default_queue=names.queue())
     producer = Conveyor(sql_url, default_queue=names.queue())
     driver: Any = worker_app.driver

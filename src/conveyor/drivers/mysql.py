@@ -201,7 +201,7 @@ class MySQLDriver(SqlDriver):
             try:
                 return await op(conn)
             except (OSError, TimeoutError, my_errors.MySQLError) as exc:
-                if _cancelling():
+                if _cancelling() and _raised_by_cancellation(exc):
                     # the task is being cancelled and the cancellation surfaced as an
                     # error on its way out (asyncmy closes a connection whose read was
                     # cancelled): never a retry, the cancellation goes on
@@ -532,6 +532,23 @@ def _cancelling() -> bool:
     """Whether the running task is being cancelled."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def _raised_by_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while a cancellation was being handled.
+
+    ``cancelling()`` alone is not enough: a task whose cancellation was swallowed once
+    (a race inside ``asyncio.wait_for`` on 3.11, for one) keeps a count above zero, and
+    every later lost connection would then end it instead of being retried.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):
+        seen = seen.__context__ or seen.__cause__ if seen is not None else None
+        if seen is None:
+            return False
+        if isinstance(seen, asyncio.CancelledError):
+            return True
+    return False
 
 
 async def _transaction(conn: Conn, body: Callable[[], Awaitable[T]]) -> T:

@@ -51,12 +51,26 @@ class Acker:
         self._closing = False
         self._taken = 0  # batches out with the fetch loop
         self._sending = False
+        self._stopped = False  # close() cancelled the task
         self._hold = hold
         self._handoff = asyncio.Event()  # set when the fetch loop takes outcomes
         self._took = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="conveyor-acker")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if self._stopped:
+            return  # close() ended it
+        error = task.exception() if not task.cancelled() else None
+        log.error(
+            "worker.acker_stopped %d outcomes unsent (their jobs run again when their "
+            "leases expire): %r",
+            len(self._pending),
+            error or "cancelled",
+        )
+        self._idle.set()  # nobody will send them now: don't let flush() wait forever
 
     def add(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
@@ -95,6 +109,8 @@ class Acker:
     async def flush(self) -> None:
         """Wait until every outcome added so far has reached the broker."""
         if self._pending or not self._idle.is_set():
+            if self._task is not None and self._task.done():
+                return  # the acker is gone (logged when it went)
             self._wakeup.set()
             await self._idle.wait()
 
@@ -102,10 +118,13 @@ class Acker:
         self._closing = True
         await self.flush()
         if self._task is not None:
+            self._stopped = True
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
+                pass
+            except Exception:  # it died before close(): logged by _ended
                 pass
 
     async def _handed_off(self) -> bool:
@@ -143,6 +162,9 @@ class Acker:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
+                except BaseException:
+                    self._pending[:0] = batch  # counted as unsent if this ends the acker
+                    raise
                 delay = 0.05
                 for outcome, ok in zip(batch, done, strict=True):
                     self._on_acked(outcome, ok)
