@@ -231,12 +231,13 @@ async def test_invisible_until_commit_then_runs(setup: Any, names: Names) -> Non
     assert await other.result(timeout=5) == 8
 
 
+NATIVE = [(s, "native") for s in SQL]  # SQLAlchemy begins a transaction on its own
+
+
+@pytest.mark.parametrize("case", NATIVE, ids=[f"{s.name}-native" for s, _ in NATIVE], indirect=True)
 async def test_native_connection_needs_an_open_transaction(
     case: tuple[DriverSpec, str], setup: Any
 ) -> None:
-    _, kind = case
-    if kind != "native":
-        pytest.skip("SQLAlchemy begins a transaction on its own")
     _, begin, _ = setup
     async with begin() as caller:
         conn = caller.conn
