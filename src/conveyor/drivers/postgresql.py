@@ -9,6 +9,9 @@ How it works:
   expired leases back, then takes due jobs queue by queue with
   ``FOR UPDATE SKIP LOCKED``, so workers never wait on each other or take the same job.
 * Every due time is judged by the database's ``now()``.
+* Concurrent ``dispatch()`` calls in one process share an ``INSERT``: one that finds none
+  in flight goes at once, those that arrive meanwhile go together in the next
+  (:mod:`~conveyor.drivers._coalescer`).
 * Wake-ups: writes that make work due ``NOTIFY`` at commit; a worker ``LISTEN``\\ s on a
   connection of its own, starts a dispatched job within milliseconds, and while idle
   asks the database about once a second (:mod:`conveyor.drivers._sql.idle`).
@@ -36,6 +39,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from conveyor.core.job import JobInfo, JobStatus
+from conveyor.drivers._coalescer import Coalescer
 from conveyor.drivers._sql import migrations as _migrations
 from conveyor.drivers._sql.callers import (
     is_sqlalchemy,
@@ -74,6 +78,7 @@ T = TypeVar("T")
 Conn = Any  # asyncpg.Connection or a pool's proxy of one
 
 _CONNECT_TIMEOUT = 10.0
+_COALESCE_MAX = 1000  # jobs per INSERT when concurrent dispatches share one
 _RETRY_PAUSE = 0.05
 
 _JOB_COLUMNS = (
@@ -140,6 +145,7 @@ class PostgresDriver(SqlDriver):
         self._listener = Listener(
             self.options.url, self._names["channel_name"], self._notified, self._listening
         )
+        self._coalescer: Coalescer[NewJob] = Coalescer(self._insert, _COALESCE_MAX)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresDriver:
@@ -173,6 +179,7 @@ class PostgresDriver(SqlDriver):
         pool.terminate()
 
     async def _stop_extras(self) -> None:
+        await self._coalescer.close()
         await self._listener.stop()
 
     def _idle(self) -> None:
@@ -268,10 +275,15 @@ class PostgresDriver(SqlDriver):
 
     @on_home_loop
     async def enqueue(self, jobs: Sequence[NewJob]) -> None:
+        """One ``INSERT``; concurrent callers of this process share one (the coalescer)."""
         if not jobs:
             return
         check_priorities(jobs)
         await self._ready()
+        await self._coalescer.submit(jobs)
+        self._signal_jobs(jobs)
+
+    async def _insert(self, jobs: Sequence[NewJob]) -> None:
         sql = self._q["enqueue"]
         args = self._enqueue_args(jobs)
         tries = 0
@@ -287,7 +299,6 @@ class PostgresDriver(SqlDriver):
                 # the first try committed, then its connection was lost before the answer
 
         await self._run(insert)
-        self._signal_jobs(jobs)
 
     async def enqueue_in(self, connection: Any, jobs: Sequence[NewJob]) -> None:
         """Enqueue inside the caller's open transaction.

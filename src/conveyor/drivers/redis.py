@@ -11,7 +11,7 @@ How it works (the key layout and the reasons are in ``docs/redis.md``):
   and one pub/sub connection per driver wakes the waiters
   (:mod:`~conveyor.drivers._redis.listener`).
 * Concurrent ``enqueue`` calls of one process are coalesced into one write
-  (:mod:`~conveyor.drivers._redis.coalescer`).
+  (:mod:`~conveyor.drivers._coalescer`).
 * A lost connection is retried with exponential backoff (``?retries=``); every script is
   safe to run twice (``enqueue`` skips a batch it has stored, ``complete`` answers ``True`` to the
   token that already completed the job), except ``reserve``, whose lost reply leaves
@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from conveyor.core.job import JobInfo, JobStatus
+from conveyor.drivers._coalescer import Coalescer
 from conveyor.drivers._redis import wire
-from conveyor.drivers._redis.coalescer import Coalescer
 from conveyor.drivers._redis.link import Link
 from conveyor.drivers._redis.listener import Listener
 from conveyor.drivers._redis.options import RedisOptions, parse

@@ -60,7 +60,7 @@ class Coalescer(Generic[T]):
 
     def _hand_over(self) -> None:
         if self._queue:
-            self._flusher = asyncio.create_task(self._flush(), name="conveyor-redis-enqueue")
+            self._flusher = asyncio.create_task(self._flush(), name="conveyor-enqueue")
         else:
             self._busy = False
 
