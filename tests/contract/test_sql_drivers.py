@@ -478,8 +478,7 @@ async def test_postgres_notify_starts_a_job_at_once_and_idle_workers_rarely_ask(
         await worker_app.close()
 
 
-@only("postgresql")
-async def test_concurrent_dispatches_share_inserts(sql_url: str, sql_spec: DriverSpec) -> None:
+async def test_concurrent_dispatches_share_inserts(sql_url: str) -> None:
     """100 coroutines dispatching one job each: every job stored, in far fewer INSERTs."""
     driver: Any = create_driver(sql_url)
     try:

@@ -314,12 +314,7 @@ class MySQLDriver(SqlDriver):
                 sql, params = self._insert(rows[start : start + _INSERT_CHUNK])
                 await cur.execute(sql, params)
 
-    @on_home_loop
-    async def enqueue(self, jobs: Sequence[NewJob]) -> None:
-        if not jobs:
-            return
-        check_priorities(jobs)
-        await self._ready()
+    async def _write_jobs(self, jobs: Sequence[NewJob]) -> None:
         rows = self._rows(jobs)
         tries = 0
 
@@ -334,7 +329,6 @@ class MySQLDriver(SqlDriver):
                 # the first try committed, then its connection was lost before the answer
 
         await self._run(insert)
-        self._signal_jobs(jobs)
 
     async def enqueue_in(self, connection: Any, jobs: Sequence[NewJob]) -> None:
         """Enqueue inside the caller's open transaction.

@@ -39,7 +39,6 @@ from typing import Any, TypeVar
 import asyncpg
 
 from conveyor.core.job import JobInfo, JobStatus
-from conveyor.drivers._coalescer import Coalescer
 from conveyor.drivers._sql import migrations as _migrations
 from conveyor.drivers._sql.callers import (
     is_sqlalchemy,
@@ -78,7 +77,6 @@ T = TypeVar("T")
 Conn = Any  # asyncpg.Connection or a pool's proxy of one
 
 _CONNECT_TIMEOUT = 10.0
-_COALESCE_MAX = 1000  # jobs per INSERT when concurrent dispatches share one
 _RETRY_PAUSE = 0.05
 
 _JOB_COLUMNS = (
@@ -145,7 +143,6 @@ class PostgresDriver(SqlDriver):
         self._listener = Listener(
             self.options.url, self._names["channel_name"], self._notified, self._listening
         )
-        self._coalescer: Coalescer[NewJob] = Coalescer(self._insert, _COALESCE_MAX)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresDriver:
@@ -179,7 +176,6 @@ class PostgresDriver(SqlDriver):
         pool.terminate()
 
     async def _stop_extras(self) -> None:
-        await self._coalescer.close()
         await self._listener.stop()
 
     def _idle(self) -> None:
@@ -273,17 +269,7 @@ class PostgresDriver(SqlDriver):
             delays.append(float(job.delay if job.eta is None else job.eta - now))
         return ids, tasks, queues, payloads, priorities, delays
 
-    @on_home_loop
-    async def enqueue(self, jobs: Sequence[NewJob]) -> None:
-        """One ``INSERT``; concurrent callers of this process share one (the coalescer)."""
-        if not jobs:
-            return
-        check_priorities(jobs)
-        await self._ready()
-        await self._coalescer.submit(jobs)
-        self._signal_jobs(jobs)
-
-    async def _insert(self, jobs: Sequence[NewJob]) -> None:
+    async def _write_jobs(self, jobs: Sequence[NewJob]) -> None:
         sql = self._q["enqueue"]
         args = self._enqueue_args(jobs)
         tries = 0

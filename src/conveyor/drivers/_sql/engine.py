@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from conveyor.core.job import JobInfo, JobStatus
+from conveyor.drivers._coalescer import Coalescer
 from conveyor.drivers._sql import migrations as _migrations
 from conveyor.drivers._sql import resources
 from conveyor.drivers._sql.finished import FinishWaiters
@@ -24,12 +25,16 @@ from conveyor.drivers._sql.idle import WorkTracker
 from conveyor.drivers._sql.loops import on_home_loop
 from conveyor.drivers._sql.options import SqlOptions
 from conveyor.drivers._sql.pruning import Pruner
-from conveyor.drivers._sql.rows import job_info
+from conveyor.drivers._sql.rows import check_priorities, job_info
 from conveyor.drivers.base import Driver, NewJob, QueueStats, Reserved
 from conveyor.exceptions import BrokerError, SchemaError
 
 #: reserve takes jobs due within this many seconds (so jobs meant to run together do)
 DUE_GRACE = 0.001
+
+
+#: most jobs one coalesced write carries
+COALESCE_MAX = 1000
 
 
 class SqlDriver(Driver):
@@ -54,6 +59,7 @@ class SqlDriver(Driver):
         self._tracker = WorkTracker()
         self._finish = FinishWaiters()
         self._pruner = Pruner(self._prune)
+        self._coalescer: Coalescer[NewJob] = Coalescer(self._write_jobs, COALESCE_MAX)
 
     @property
     def where(self) -> str:
@@ -89,6 +95,10 @@ class SqlDriver(Driver):
 
     @abstractmethod
     async def _prune(self, batch: int) -> int: ...
+
+    @abstractmethod
+    async def _write_jobs(self, jobs: Sequence[NewJob]) -> None:
+        """Store ``jobs`` in one transaction (a lost connection retried)."""
 
     @abstractmethod
     async def _migrate(self, upto: int | None) -> int: ...
@@ -132,6 +142,7 @@ class SqlDriver(Driver):
     @on_home_loop
     async def close(self) -> None:
         await self._pruner.stop()
+        await self._coalescer.close()
         await self._stop_extras()
         self._tracker.trusted = False
         pool, self._pool = self._pool, None
@@ -179,6 +190,18 @@ class SqlDriver(Driver):
         return await self._read_version()
 
     # -- reserving and waiting --------------------------------------------------------
+
+    @on_home_loop
+    async def enqueue(self, jobs: Sequence[NewJob]) -> None:
+        """One write; concurrent callers in this process share one: a call that finds no
+        write in flight goes at once, those that come meanwhile go together in the next
+        (:mod:`~conveyor.drivers._coalescer`)."""
+        if not jobs:
+            return
+        check_priorities(jobs)
+        await self._ready()
+        await self._coalescer.submit(jobs)
+        self._signal_jobs(jobs)
 
     def _signal_jobs(self, jobs: Sequence[NewJob]) -> None:
         """Tell this process's waiters about jobs it just enqueued."""
