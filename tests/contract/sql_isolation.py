@@ -75,18 +75,26 @@ async def mysql_prefix(url: str, *, migrate: bool = True) -> AsyncIterator[str]:
         await drop_mysql_prefix(url, prefix)
 
 
-async def drop_mysql_prefix(url: str, prefix: str) -> None:
+async def mysql_connect(url: str, *, database: bool = True, **options: Any) -> Any:
+    """An asyncmy connection (autocommit) to the server of ``url``; to its database too
+    unless ``database`` is false. ``options`` go to ``asyncmy.connect``."""
     import asyncmy
 
     parts = urlsplit(url)
-    conn = await asyncmy.connect(
+    if database:
+        options.setdefault("db", parts.path.lstrip("/"))
+    return await asyncmy.connect(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 3306,
         user=parts.username or "root",
         password=parts.password or "",
-        db=parts.path.lstrip("/"),
         autocommit=True,
+        **options,
     )
+
+
+async def drop_mysql_prefix(url: str, prefix: str) -> None:
+    conn = await mysql_connect(url)
     try:
         async with conn.cursor() as cur:
             like = prefix.replace("_", "\\_") + "%"

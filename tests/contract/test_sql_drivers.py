@@ -296,14 +296,9 @@ async def test_a_user_with_mysqls_default_password_plugin_connects(
 ) -> None:
     """MySQL 8+ stores passwords with caching_sha2_password; the first login after the
     cache is flushed is a full exchange (RSA over plain TCP), which needs cryptography."""
-    import asyncmy
-
     parts = urlsplit(sql_url)
     user, password = sql_isolation.private_name(), "pw-" + sql_isolation.private_name()
-    admin = await asyncmy.connect(
-        host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
-        password=parts.password or "", autocommit=True,
-    )  # fmt: skip
+    admin = await sql_isolation.mysql_connect(sql_url, database=False)
     try:
         async with admin.cursor() as cur:
             await cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
@@ -330,17 +325,13 @@ async def test_a_latin1_database_takes_any_queue_name_and_error_text(
 ) -> None:
     """The tables are utf8mb4 whatever the database's default; so are the procedures'
     parameters and variables (a latin1 database has its own, test-private, database)."""
-    import asyncmy
 
     from conveyor.core.job import ErrorInfo
 
     base = sql_spec.broker_url(tmp_path)
     parts = urlsplit(base)
     database = sql_isolation.private_name()
-    admin = await asyncmy.connect(
-        host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
-        password=parts.password or "", autocommit=True,
-    )  # fmt: skip
+    admin = await sql_isolation.mysql_connect(base, database=False)
     try:
         async with admin.cursor() as cur:
             await cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET latin1")

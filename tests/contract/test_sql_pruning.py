@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -41,19 +40,9 @@ async def mysql_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncItera
 
 async def _other_session(url: str) -> Any:
     """A connection of another application: autocommit off, ``READ COMMITTED``."""
-    import asyncmy
-
-    parts = urlsplit(url)
-    conn = await asyncmy.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 3306,
-        user=parts.username or "root",
-        password=parts.password or "",
-        db=parts.path.lstrip("/"),
-        autocommit=True,
-        init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    return await sql_isolation.mysql_connect(
+        url, init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
     )
-    return conn
 
 
 async def _expired(driver: Any, queue: str, count: int) -> list[str]:

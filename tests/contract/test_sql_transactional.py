@@ -21,6 +21,7 @@ from conveyor import Conveyor, task
 from conveyor.core import dispatch as core_dispatch
 from conveyor.core.dispatch import dispatch_many
 from conveyor.exceptions import ConfigurationError
+from tests.contract import sql_isolation
 from tests.contract.conftest import DRIVERS, MYSQL_FAMILY, DriverSpec, Names, require_service
 
 SQL = [spec for spec in DRIVERS if spec.name in ("postgresql", *MYSQL_FAMILY)]
@@ -76,13 +77,7 @@ async def postgres_caller(kind: str, url: str, orders: str) -> AsyncIterator[Any
 @contextlib.asynccontextmanager
 async def mysql_caller(kind: str, url: str, orders: str) -> AsyncIterator[Any]:
     if kind == "native":
-        import asyncmy
-
-        parts = urlsplit(url)
-        conn = await asyncmy.connect(
-            host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
-            password=parts.password or "", db=parts.path.lstrip("/"), autocommit=True,
-        )  # fmt: skip
+        conn = await sql_isolation.mysql_connect(url)
         try:
 
             @contextlib.asynccontextmanager

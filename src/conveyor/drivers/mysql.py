@@ -535,13 +535,11 @@ def _raised_by_cancellation(exc: BaseException) -> bool:
     (a race inside ``asyncio.wait_for`` on 3.11, for one) keeps a count above zero, and
     every later lost connection would then end it instead of being retried.
     """
-    seen: BaseException | None = exc
+    seen = exc.__context__ or exc.__cause__
     for _ in range(8):
-        seen = seen.__context__ or seen.__cause__ if seen is not None else None
-        if seen is None:
-            return False
-        if isinstance(seen, asyncio.CancelledError):
-            return True
+        if seen is None or isinstance(seen, asyncio.CancelledError):
+            return seen is not None
+        seen = seen.__context__ or seen.__cause__
     return False
 
 

@@ -80,6 +80,6 @@ class Pruner:
                         break
                     await asyncio.sleep(_BACKLOG_PAUSE)
             except Exception as exc:
-                if me is None or me.cancelling():
-                    return  # a cancellation that surfaced as another error
+                if self._task is not me:
+                    return  # stopped: a cancellation that surfaced as another error
                 log.debug("prune failed: %s", exc)  # the broker is away: try again later
