@@ -8,6 +8,7 @@
 -- reply) answers 1 and changes nothing.
 
 local now = now_ms()
+local now_s = int(now)
 local o = cmsgpack.unpack(ARGV[2])
 local blob = ARGV[3]
 local pos = 1
@@ -50,47 +51,48 @@ for i = 1, #o, 9 do
       if ttl > 0 then
         local expires = now + ttl
         if result then
-          redis.call('HSET', jk, 's', 'succeeded', 'f', now, 'r', result)
+          redis.call('HSET', jk, 's', 'succeeded', 'f', now_s, 'r', result)
         else
-          redis.call('HSET', jk, 's', 'succeeded', 'f', now)
+          redis.call('HSET', jk, 's', 'succeeded', 'f', now_s)
         end
         if had_error then -- an earlier attempt's
           redis.call('HDEL', jk, 'et', 'em', 'tb')
         end
-        redis.call('PEXPIREAT', jk, expires)
-        push(kept, q, expires, id)
+        redis.call('PEXPIREAT', jk, int(expires))
+        push(kept, q, int(expires), id)
       else
         redis.call('DEL', jk)
       end
       finish(id)
     elseif kind == 4 then
-      set_error(jk, i, 'dead', 'f', now, had_error)
-      push(dead, q, tonumber(redis.call('HGET', jk, 'sq')), id)
+      set_error(jk, i, 'dead', 'f', now_s, had_error)
+      push(dead, q, redis.call('HGET', jk, 'sq'), id)
       finish(id)
     elseif kind == 5 then
-      set_error(jk, i, 'cancelled', 'f', now, had_error)
-      push(cancelled, q, tonumber(redis.call('HGET', jk, 'sq')), id)
+      set_error(jk, i, 'cancelled', 'f', now_s, had_error)
+      push(cancelled, q, redis.call('HGET', jk, 'sq'), id)
       finish(id)
     else
       local delay = math.max(math.floor(o[i + 5]), 0)
       local run_at = now + delay
+      local run_at_s = int(run_at)
       if kind == 2 then
-        set_error(jk, i, 'retrying', 'ra', run_at, had_error)
+        set_error(jk, i, 'retrying', 'ra', run_at_s, had_error)
         count(q, 'R', 1)
       else -- snooze, release: the attempt is given back
         redis.call('HINCRBY', jk, 'a', -1)
         if delay > 0 then
-          redis.call('HSET', jk, 's', 'scheduled', 'ra', run_at)
+          redis.call('HSET', jk, 's', 'scheduled', 'ra', run_at_s)
           count(q, 'S', 1)
         else
-          redis.call('HSET', jk, 's', 'queued', 'ra', run_at)
+          redis.call('HSET', jk, 's', 'queued', 'ra', run_at_s)
         end
       end
       if delay > 0 then
-        push(delayed, q, run_at, id)
+        push(delayed, q, run_at_s, id)
       else
         local g = redis.call('HMGET', jk, 'pr', 'sq')
-        push(ready, q, tonumber(g[1]) * PRI + run_at, member(tonumber(g[2]), id))
+        push(ready, q, int(tonumber(g[1]) * PRI + run_at), member(tonumber(g[2]), id))
       end
       wake(q)
     end
@@ -113,7 +115,7 @@ end
 for q, z in pairs(kept) do
   local sk = qkey(q, 's')
   zadd_many(sk, z)
-  redis.call('ZREMRANGEBYSCORE', sk, '-inf', now) -- forget results that expired
+  redis.call('ZREMRANGEBYSCORE', sk, '-inf', now_s) -- forget results that expired
 end
 for q, z in pairs(dead) do
   zadd_many(qkey(q, 'x'), z)

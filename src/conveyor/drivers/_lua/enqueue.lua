@@ -7,18 +7,7 @@
 -- of one per job. Returns the number of jobs stored.
 
 local now = now_ms()
--- Redis turns a Lua number argument into text with "%.17g", which is slow for numbers
--- as big as a time in ms: the texts are made here, once per distinct value.
-local now_s = string.format('%d', now)
-local texts = {}
-local function text(x)
-  local s = texts[x]
-  if not s then
-    s = string.format('%d', x)
-    texts[x] = s
-  end
-  return s
-end
+local now_s = int(now)
 local jobs = cmsgpack.unpack(ARGV[2])
 local blob = ARGV[3]
 local n = #jobs
@@ -35,10 +24,10 @@ for i = 1, n do
   local run_at, run_at_s = now, now_s
   if j[6] then
     run_at = math.max(math.floor(j[6]), 0)
-    run_at_s = text(run_at)
+    run_at_s = int(run_at)
   elseif j[5] > 0 then
     run_at = now + math.floor(j[5])
-    run_at_s = text(run_at)
+    run_at_s = int(run_at)
   end
   local state = 'queued'
   if run_at > now then
@@ -46,11 +35,11 @@ for i = 1, n do
     push(delayed, q, run_at_s, id)
     count(q, 'S', 1)
   else
-    push(ready, q, text(priority * PRI + run_at), member(seq, id))
+    push(ready, q, int(priority * PRI + run_at), member(seq, id))
   end
   redis.call('HSET', B .. 'j:' .. id, 't', j[2], 'q', q, 'p',
-    string.sub(blob, pos, pos + plen - 1), 'pr', priority, 'ra', run_at_s, 'ea', now_s,
-    's', state, 'sq', seq)
+    string.sub(blob, pos, pos + plen - 1), 'pr', int(priority), 'ra', run_at_s, 'ea', now_s,
+    's', state, 'sq', int(seq))
   pos = pos + plen
 end
 for q, z in pairs(ready) do

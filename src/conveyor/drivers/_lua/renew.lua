@@ -2,7 +2,7 @@
 -- Returns {lost ids, ids whose cancel was asked for}.
 
 local now = now_ms()
-local lease_until = now + tonumber(ARGV[2])
+local lease_until = int(now + tonumber(ARGV[2]))
 local held = cmsgpack.unpack(ARGV[3])
 local lost, cancel = {}, {}
 local leases = {}

@@ -6,7 +6,7 @@
 
 local limit = tonumber(ARGV[2])
 local now = now_ms()
-local lease_until = now + tonumber(ARGV[3])
+local lease_until = int(now + tonumber(ARGV[3]))
 local out, nout = {}, 0
 local n = 0
 local token = nil
@@ -36,7 +36,7 @@ for qi = 4, #ARGV do
         end
         local attempts = (tonumber(f[3]) or 0) + 1
         token = token + 1
-        redis.call('HSET', jk, 's', 'active', 'a', attempts, 'k', token)
+        redis.call('HSET', jk, 's', 'active', 'a', int(attempts), 'k', string.format('%d', token))
         leased[nleased + 1] = lease_until
         leased[nleased + 2] = id
         nleased = nleased + 2
