@@ -47,7 +47,7 @@ def _body(comp: Comparison, target_title: str, target_rows: list[list[str]]) -> 
             parts += [
                 f"### {sc.upper()}: {titles[sc]}",
                 "",
-                markdown_table(tables.THROUGHPUT_HEADERS, rows),
+                markdown_table(tables.throughput_headers(sc), rows),
                 "",
             ]
     rows = tables.enqueue_table(comp)

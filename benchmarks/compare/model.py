@@ -18,6 +18,8 @@ METRICS = {
     "fill_enqueue_rate": "fill_enqueue_rate",
     "peak_rss_mb": "peak_rss_mb",
     "cpu_us_per_job": "cpu_us_per_job",
+    "bare_rate": "bare_rate",
+    "bare_share": "bare_share",
     "worker_boot_seconds": "worker_boot_seconds",
     "latency_p50_ms": "latency_ms.p50",
     "latency_p99_ms": "latency_ms.p99",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import venvs
+from benchmarks import bare, venvs
 from benchmarks.compare.model import Comparison, Entrant
 from benchmarks.compare.stores import Store
 from benchmarks.framework import RunSpec
@@ -34,6 +34,8 @@ QUICK_BUDGET_SECONDS = 2.0
 #: the latency scenario side by side: a light load every framework can keep up with
 LATENCY_RATE = 200.0
 LATENCY_SECONDS = 2.5
+#: how long the two-core bare loop runs before each CPU run (:mod:`benchmarks.bare`)
+BARE_SECONDS = 1.0
 #: scenarios measured at the concurrency-10 reference setting as well as at the best one
 #: (NOOP: it also times enqueueing); the others report the sweep's best only, c10 being
 #: one of its candidates
@@ -167,9 +169,14 @@ class Runner:
                     database=database,
                 )
                 busy = self.settle()
+                # the CPU target is a share of what two cores do for the body now
+                bare_rate = bare.two_core_rate(BARE_SECONDS) if scenario == "cpu" else None
                 began = time.monotonic()
                 result = self.run_fn(spec, python)
                 result["wall_seconds"] = time.monotonic() - began
+                if bare_rate is not None and "error" not in result:
+                    result["bare_rate"] = bare_rate
+                    result["bare_share"] = result.get("throughput", 0.0) / bare_rate * 100
                 result["busy_cores_before"] = busy
                 result["jobs"] = count
             finally:

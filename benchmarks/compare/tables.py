@@ -9,7 +9,7 @@ from benchmarks.report import DASH, Stat
 def _fmt(s: Stat | None, unit: str = "rate") -> str:
     if s is None:
         return "—"
-    f = {"rate": "{:,.0f}", "ms": "{:.2f}", "us": "{:,.1f}", "s": "{:.2f}"}[unit]
+    f = {"rate": "{:,.0f}", "ms": "{:.2f}", "us": "{:,.1f}", "s": "{:.2f}", "pct": "{:.1f} %"}[unit]
     if s.n == 1:
         return f.format(s.median)
     return f"{f.format(s.median)} ({f.format(s.low)}{DASH}{f.format(s.high)})"
@@ -54,22 +54,31 @@ def throughput_table(comp: Comparison, scenario: str) -> list[list[str]]:
     for cell in _rows_for(comp, scenario):
         setting = cell.setting.label + (" **best**" if "best" in cell.roles else "")
         if not cell.runs:
-            rows.append([cell.framework, setting, "failed", "", "", "", ""])
+            blank = len(throughput_headers(scenario)) - 3
+            rows.append([cell.framework, setting, "failed", *[""] * blank])
             continue
         cut = sum(1 for r in cell.runs if r.get("truncated"))
         mark = f" †{cut}" if cut else ""
-        rows.append(
-            [
-                cell.framework,
-                setting,
-                _fmt(cell.stat("throughput")) + mark,
-                _fmt(cell.stat("steady_throughput")),
-                _fmt(cell.stat("worker_boot_seconds"), "s"),
-                _fmt(cell.stat("cpu_us_per_job"), "us"),
-                _mb(cell.stat("peak_rss_mb")),
-            ]
-        )
+        row = [
+            cell.framework,
+            setting,
+            _fmt(cell.stat("throughput")) + mark,
+            _fmt(cell.stat("steady_throughput")),
+            _fmt(cell.stat("worker_boot_seconds"), "s"),
+            _fmt(cell.stat("cpu_us_per_job"), "us"),
+            _mb(cell.stat("peak_rss_mb")),
+        ]
+        if scenario == "cpu":
+            row.insert(3, _fmt(cell.stat("bare_share"), "pct"))
+        rows.append(row)
     return rows
+
+
+def throughput_headers(scenario: str) -> list[str]:
+    """The CPU table also gives each run's rate as a share of the bare loop before it."""
+    if scenario != "cpu":
+        return THROUGHPUT_HEADERS
+    return [*THROUGHPUT_HEADERS[:3], "% of two cores' bare loop", *THROUGHPUT_HEADERS[3:]]
 
 
 ENQUEUE_HEADERS = ["framework", "one at a time /s", "100 concurrent /s", "bulk /s", "note"]
