@@ -567,3 +567,26 @@ async def test_only_a_process_that_waits_for_results_hears_every_finished_job(ur
         finally:
             worker.stop()
             await run
+
+
+@pytest.mark.parametrize("ticks", range(6))
+async def test_closing_right_after_the_listener_started_does_not_hang(url: str, ticks: int) -> None:
+    """redis-py can swallow a cancel that lands while a subscription is being set up: the
+    listener must still stop (``conveyor worker --burst`` on an empty queue hung in close)."""
+    driver = RedisDriver.from_url(url)
+    await driver.connect()
+    driver.watch_cancels(lambda _job_id: None)  # starts the listener, as a worker does
+    for _ in range(ticks):
+        await asyncio.sleep(0)
+    started = time.monotonic()
+    await asyncio.wait_for(driver.close(), 3.0)
+    assert time.monotonic() - started < 1.0
+
+
+async def test_an_empty_burst_worker_exits_at_once(url: str) -> None:
+    app = Conveyor(url, default_queue=QUEUE)
+    started = time.monotonic()
+    async with app:
+        stats = await asyncio.wait_for(app.worker(burst=True).run(), 3.0)
+    assert stats.reserved == 0
+    assert time.monotonic() - started < 1.0

@@ -84,11 +84,12 @@ class Listener:
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            # redis-py (8.1) can swallow a cancel that lands while the subscription is set
+            # up, and the task then waits on the socket: ask until it is gone. Waiting
+            # this way also lets a cancel of our own caller through.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
         self.subscribed.clear()
         self._hearing_done.clear()
         self._wake_all()
