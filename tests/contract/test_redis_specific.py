@@ -590,3 +590,81 @@ async def test_an_empty_burst_worker_exits_at_once(url: str) -> None:
         stats = await asyncio.wait_for(app.worker(burst=True).run(), 3.0)
     assert stats.reserved == 0
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("where", "damage"),
+    [
+        ("ready", "no payload"),
+        ("ready", "no queue"),
+        ("ready", "not a hash"),
+        ("delayed", "no priority"),
+        ("delayed", "no run_at"),
+        ("delayed", "bad sequence"),
+        ("delayed", "not a hash"),
+        ("expired", "no sequence"),
+    ],
+)
+async def test_a_broken_job_record_goes_to_the_dead_letters_and_nothing_stalls(
+    url: str, driver: RedisDriver, where: str, damage: str
+) -> None:
+    """A job hash that a bug or a hand-made job left incomplete must not stop every
+    reserve with a Lua error (one such job stopped every queue of every worker)."""
+    if where == "delayed":
+        [victim] = await enqueue(driver, QUEUE, delay=600)
+    else:
+        [victim] = await enqueue(driver, QUEUE)
+    if where == "expired":
+        await driver.reserve([QUEUE], 1, 0.05, "w")
+        await asyncio.sleep(0.1)
+    [bystander] = await enqueue(driver, QUEUE)
+    key = f"{{{driver.prefix}}}:j:{victim}"
+    with redis.Redis.from_url(url.partition("?")[0]) as client:
+        if where == "delayed":  # due now
+            client.zadd(f"{{{driver.prefix}}}:q:{QUEUE}:d", {victim: 0})
+        if damage == "not a hash":
+            client.delete(key)
+            client.set(key, b"garbage")
+        else:
+            field, value = {
+                "no payload": ("p", None),
+                "no queue": ("q", None),
+                "bad sequence": ("sq", b"x"),
+                "no priority": ("pr", None),
+                "no run_at": ("ra", None),
+                "no sequence": ("sq", None),
+            }[damage]
+            if value is None:
+                client.hdel(key, field)
+            else:
+                client.hset(key, field, value)
+
+    assert [r.id for r in await driver.reserve([QUEUE], 10, LEASE, "w")] == [bystander]
+    info = await driver.get_job(victim)
+    assert info is not None
+    assert info.status is JobStatus.DEAD
+    assert info.error is not None
+    assert info.error.type == "DecodeError"
+    assert "broken" in info.error.message
+    assert [j.id for j in await driver.list_jobs(JobStatus.DEAD, queue=QUEUE)] == [victim]
+    counts = (await stats_for(driver, QUEUE)).counts
+    assert counts[JobStatus.DEAD] == 1
+    if damage != "not a hash":  # else its state is unknown, as for a deleted job
+        assert counts[JobStatus.SCHEDULED] == 0
+    if damage == "not a hash":  # what was there is kept for a human to look at
+        with redis.Redis.from_url(url.partition("?")[0]) as client:
+            assert client.get(f"{key}:broken") == b"garbage"
+
+
+async def test_a_running_job_whose_record_lost_fields_can_still_finish(
+    url: str, driver: RedisDriver
+) -> None:
+    await enqueue(driver, QUEUE, 2)
+    a, b = await driver.reserve([QUEUE], 2, LEASE, "w")
+    with redis.Redis.from_url(url.partition("?")[0]) as client:
+        for job in (a, b):
+            client.hdel(f"{{{driver.prefix}}}:j:{job.id}", "pr", "sq")
+    outcomes = [done(a, OutcomeKind.RETRY), done(b, OutcomeKind.DEAD)]
+    assert await driver.complete(outcomes) == [True, True]
+    assert (await reserve_one(driver, QUEUE)).id == a.id
+    assert [j.id for j in await driver.list_jobs(JobStatus.DEAD, queue=QUEUE)] == [b.id]

@@ -20,6 +20,7 @@ SUPPORTED = (6, 2)
 #: Commands the scripts may call, with the Redis version that added them.
 SINCE: dict[str, tuple[int, int]] = {
     "DEL": (1, 0), "EXISTS": (1, 0), "GET": (1, 0), "SET": (1, 0), "INCRBY": (1, 0),
+    "TYPE": (1, 0), "RENAME": (1, 0),
     "SADD": (1, 0), "SREM": (1, 0), "SMEMBERS": (1, 0), "SCARD": (1, 0),
     "HSET": (2, 0), "HGET": (2, 0), "HMGET": (2, 0), "HDEL": (2, 0), "HGETALL": (2, 0),
     "HINCRBY": (2, 0), "HEXISTS": (2, 0), "HLEN": (2, 0),

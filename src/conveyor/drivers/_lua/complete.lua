@@ -29,6 +29,11 @@ local function set_error(jk, i, state, field, value, had_error)
   end
 end
 
+-- the job's sequence number; a record that lost it (a bug, a hand-made job) sorts first
+local function seq_of(jk)
+  return int(tonumber(redis.call('HGET', jk, 'sq')) or 0)
+end
+
 local k = 0
 for i = 1, #o, 9 do
   k = k + 1
@@ -66,11 +71,11 @@ for i = 1, #o, 9 do
       finish(id)
     elseif kind == 4 then
       set_error(jk, i, 'dead', 'f', now_s, had_error)
-      push(dead, q, redis.call('HGET', jk, 'sq'), id)
+      push(dead, q, seq_of(jk), id)
       finish(id)
     elseif kind == 5 then
       set_error(jk, i, 'cancelled', 'f', now_s, had_error)
-      push(cancelled, q, redis.call('HGET', jk, 'sq'), id)
+      push(cancelled, q, seq_of(jk), id)
       finish(id)
     else
       local delay = math.max(math.floor(o[i + 5]), 0)
@@ -92,7 +97,7 @@ for i = 1, #o, 9 do
         push(delayed, q, run_at_s, id)
       else
         local g = redis.call('HMGET', jk, 'pr', 'sq')
-        push(ready, q, int(tonumber(g[1]) * PRI + run_at), member(tonumber(g[2]), id))
+        push(ready, q, int((tonumber(g[1]) or 5) * PRI + run_at), member(tonumber(g[2]) or 0, id))
       end
       wake(q)
     end

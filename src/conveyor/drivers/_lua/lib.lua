@@ -153,6 +153,55 @@ local function publish()
   end
 end
 
+-- A job record the scripts did not write whole (a bug, a hand-made job, a key of another
+-- type): why it can't be handled (nil if it can). f is its HMGET reply, taken with pcall,
+-- f[1] its state; the numbers the scripts compute with are f[first..last].
+local function broken(f, first, last)
+  if f.err then
+    return 'the key is not a hash'
+  end
+  local exists = f[1]
+  for i = first, last do
+    if f[i] then
+      exists = true
+      if not tonumber(f[i]) then
+        return 'a field that should be a number is not'
+      end
+    elseif f[1] then
+      return 'a field is missing'
+    end
+  end
+  if not f[1] and exists then
+    return 'its state is missing'
+  end
+  return nil
+end
+
+-- Put a broken job among the dead letters with the reason, mending its record so that it
+-- can be listed, shown and purged: a worker must never stop on one bad message. A key of
+-- another type is kept under <key>:broken for a human to look at. state: the one it had.
+local function bury(q, id, now, why, state)
+  local jk = jkey(id)
+  if state == 'scheduled' then
+    count(q, 'S', -1)
+  elseif state == 'retrying' then
+    count(q, 'R', -1)
+  end
+  if redis.call('TYPE', jk).ok ~= 'hash' then
+    redis.call('RENAME', jk, jk .. ':broken')
+    why = why .. ' (it is kept as ' .. jk .. ':broken)'
+  end
+  local f = redis.call('HMGET', jk, 'sq', 'pr', 'ra', 'ea', 't', 'p')
+  local seq = tonumber(f[1]) or 0
+  redis.call('HSET', jk, 's', 'dead', 'q', q, 'sq', int(seq), 'pr', int(tonumber(f[2]) or 5),
+    'ra', int(tonumber(f[3]) or now), 'ea', int(tonumber(f[4]) or now), 't', f[5] or '',
+    'p', f[6] or '', 'f', int(now), 'et', 'DecodeError',
+    'em', 'the job record in Redis is broken: ' .. why, 'tb', '')
+  redis.call('HDEL', jk, 'k')
+  redis.call('ZADD', qkey(q, 'x'), int(seq), id)
+  finish(id)
+end
+
 -- Delayed jobs that are due move to the ready set; a scheduled one becomes queued.
 local function promote(q, now, max)
   local dk = qkey(q, 'd')
@@ -166,8 +215,11 @@ local function promote(q, now, max)
   for i = 1, n do
     local id = due[i]
     local jk = jkey(id)
-    local f = redis.call('HMGET', jk, 's', 'pr', 'ra', 'sq')
-    if f[1] then
+    local f = redis.pcall('HMGET', jk, 's', 'pr', 'ra', 'sq')
+    local why = broken(f, 2, 4)
+    if why then
+      bury(q, id, now, why, f[1])
+    elseif f[1] then
       if f[1] == 'scheduled' then
         redis.call('HSET', jk, 's', 'queued')
         scheduled = scheduled + 1
@@ -198,8 +250,11 @@ local function recover(q, now, max)
   for i = 1, n do
     local id = expired[i]
     local jk = jkey(id)
-    local f = redis.call('HMGET', jk, 's', 'pr', 'sq')
-    if f[1] == 'active' then
+    local f = redis.pcall('HMGET', jk, 's', 'pr', 'sq')
+    local why = broken(f, 2, 3)
+    if why then
+      bury(q, id, now, why, f[1])
+    elseif f[1] == 'active' then
       redis.call('HSET', jk, 's', 'queued', 'ra', int(now))
       redis.call('HINCRBY', jk, 'd', 1)
       redis.call('HDEL', jk, 'k')

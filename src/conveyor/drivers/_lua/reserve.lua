@@ -2,7 +2,7 @@
 -- First, in each queue, expired leases are recovered and due delayed jobs promoted: all
 -- in this one atomic call, so two workers reclaiming at once can never both get a job.
 -- Returns a flat list: id, queue index (1-based), payload, attempts, token, priority,
--- deaths; seven entries per job.
+-- deaths; seven entries per job. A job whose record is broken goes to the dead letters.
 
 local limit = tonumber(ARGV[2])
 local now = now_ms()
@@ -28,9 +28,11 @@ for qi = 4, #ARGV do
     for i = 1, np, 2 do
       local id = string.sub(popped[i], 13)
       local jk = B .. 'j:' .. id
-      local f = redis.call('HMGET', jk, 's', 'p', 'a', 'd')
+      local f = redis.pcall('HMGET', jk, 's', 'p', 'a', 'd', 'q')
       local state = f[1]
-      if state then
+      if f.err or (state and not (f[2] and f[5])) then
+        bury(q, id, now, f.err and 'the key is not a hash' or 'a field is missing', state)
+      elseif state then
         if state == 'retrying' then
           retrying = retrying + 1
         end

@@ -81,14 +81,27 @@ def reserved(reply: list[Any], queues: Sequence[str]) -> list[Reserved]:
     ]
 
 
+def _int(value: bytes | None, default: int = 0) -> int:
+    """A number field of a job hash; a missing or garbled one (a bug, a hand-made job) is
+    shown as ``default`` rather than failing every listing it is in."""
+    try:
+        return default if value is None else int(value)
+    except ValueError:
+        return default
+
+
 def job_info(job_id: str, flat: list[bytes], now_ms: int) -> JobInfo | None:
-    """A job from its HGETALL (``None`` if empty); a scheduled job that is due is queued."""
+    """A job from its HGETALL (``None`` if empty or stateless); a scheduled job that is due
+    is queued."""
     if not flat:
         return None
     it = iter(flat)
     f: dict[bytes, bytes] = dict(zip(it, it, strict=True))
-    status = JobStatus(f[b"s"].decode())
-    run_at = int(f[b"ra"])
+    try:
+        status = JobStatus(f[b"s"].decode())
+    except (KeyError, ValueError):
+        return None  # the scripts take a hash without a known state for no job too
+    run_at = _int(f.get(b"ra"))
     if status is JobStatus.SCHEDULED and run_at <= now_ms:
         status = JobStatus.QUEUED
     error_type = f.get(b"et")
@@ -97,21 +110,21 @@ def job_info(job_id: str, flat: list[bytes], now_ms: int) -> JobInfo | None:
     finished = f.get(b"f")
     return JobInfo(
         id=job_id,
-        task=f[b"t"].decode(),
-        queue=f[b"q"].decode(),
+        task=f.get(b"t", b"").decode(),
+        queue=f.get(b"q", b"").decode(),
         status=status,
-        attempts=int(f.get(b"a", 0)),
-        priority=int(f[b"pr"]),
+        attempts=_int(f.get(b"a")),
+        priority=_int(f.get(b"pr"), 5),
         run_at=run_at / 1000,
-        enqueued_at=int(f[b"ea"]) / 1000,
-        payload=f[b"p"],
+        enqueued_at=_int(f.get(b"ea")) / 1000,
+        payload=f.get(b"p", b""),
         result=f.get(b"r"),
         error=None
         if error_type is None
         else ErrorInfo(error_type.decode(), f.get(b"em", b"").decode(), f.get(b"tb", b"").decode()),
         progress=None if progress is None else float(progress),
         progress_message=None if message is None else message.decode(),
-        finished_at=None if finished is None else int(finished) / 1000,
+        finished_at=None if finished is None else _int(finished) / 1000,
         cancel_requested=b"cx" in f,
     )
 
@@ -120,5 +133,5 @@ def seq_of(flat: list[bytes]) -> int:
     """The enqueue sequence number in a job's HGETALL."""
     for i in range(0, len(flat) - 1, 2):
         if flat[i] == b"sq":
-            return int(flat[i + 1])
+            return _int(flat[i + 1])
     return 0
