@@ -180,3 +180,25 @@ async def test_an_outage_longer_than_the_retries_is_an_error_then_work_resumes(
         handle = await step(3).dispatch()
         assert await handle.result(timeout=10) == 3
     assert ran == [1, 3]
+
+
+async def test_every_call_in_an_outage_is_a_broker_unavailable_error(server: RedisServer) -> None:
+    """Not only the first: once the scripts' spare connections are gone, opening a new one
+    failed with redis-py's own ConnectionError, which a producer catching
+    BrokerUnavailableError (as docs/redis.md says to) did not catch."""
+    app = Conveyor(f"{server.url}?retries=1", default_queue=QUEUE)
+
+    @app.task
+    async def step(n: int) -> int:
+        return n
+
+    async with app:
+        await step(1).dispatch()
+        server.kill()
+        for n in range(2, 5):
+            with pytest.raises(BrokerUnavailableError, match="unreachable"):
+                await step(n).dispatch()
+        with pytest.raises(BrokerUnavailableError, match="unreachable"):
+            await app.driver.reserve([QUEUE], 10, 30.0, "w")
+        server.start()
+        assert await (await step(5).dispatch()).status() == "queued"

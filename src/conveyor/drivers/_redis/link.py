@@ -96,6 +96,9 @@ class Link:
             self._spare_out += 1
             try:
                 conn = await self.pool.get_connection()  # type: ignore[no-untyped-call]
+            except RedisError as exc:  # could not connect, with the retries: say why
+                self._spare_out -= 1
+                raise self.error(exc) from exc
             except BaseException:
                 self._spare_out -= 1
                 raise
