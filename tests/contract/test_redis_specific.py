@@ -668,3 +668,19 @@ async def test_a_running_job_whose_record_lost_fields_can_still_finish(
     assert await driver.complete(outcomes) == [True, True]
     assert (await reserve_one(driver, QUEUE)).id == a.id
     assert [j.id for j in await driver.list_jobs(JobStatus.DEAD, queue=QUEUE)] == [b.id]
+
+
+@pytest.mark.parametrize("kind", ["r", "d", "a"])
+async def test_a_queue_key_of_another_type_does_not_stop_the_other_queues(
+    url: str, driver: RedisDriver, kind: str
+) -> None:
+    """One queue's sorted set overwritten with a string made every reserve fail with
+    WRONGTYPE: a worker on that queue and others consumed nothing, on any queue."""
+    broken = f"{QUEUE}-broken"
+    [job] = await enqueue(driver, QUEUE)
+    with redis.Redis.from_url(url.partition("?")[0]) as client:
+        client.set(f"{{{driver.prefix}}}:q:{broken}:{kind}", b"garbage")
+    assert [r.id for r in await driver.reserve([broken, QUEUE], 10, LEASE, "w")] == [job]
+    started = time.monotonic()
+    await driver.wait_for_work([broken, QUEUE], 0.3)  # nothing due: waits, doesn't fail
+    assert time.monotonic() - started >= 0.25

@@ -202,10 +202,24 @@ local function bury(q, id, now, why, state)
   finish(id)
 end
 
+-- The reply of a pcall that reads one of a queue's sorted sets, or nil if that key is of
+-- another type (a bug, a hand-made key): such a queue is passed over rather than failing
+-- the call for every queue (stats still fails on it, so it is seen).
+local function zread(r)
+  if type(r) ~= 'table' or r.err then
+    return nil
+  end
+  return r
+end
+
 -- Delayed jobs that are due move to the ready set; a scheduled one becomes queued.
+-- Returns how many, or nil if the queue's sets are not sorted sets.
 local function promote(q, now, max)
   local dk = qkey(q, 'd')
-  local due = redis.call('ZRANGEBYSCORE', dk, '-inf', now, 'LIMIT', 0, max)
+  local due = zread(redis.pcall('ZRANGEBYSCORE', dk, '-inf', now, 'LIMIT', 0, max))
+  if not due then
+    return nil
+  end
   local n = #due
   if n == 0 then
     return 0
@@ -239,9 +253,13 @@ local function promote(q, now, max)
 end
 
 -- Expired leases: the job is due again at once, its death counted, its token dead.
+-- Returns how many, or nil if the queue's sets are not sorted sets.
 local function recover(q, now, max)
   local ak = qkey(q, 'a')
-  local expired = redis.call('ZRANGEBYSCORE', ak, '-inf', now, 'LIMIT', 0, max)
+  local expired = zread(redis.pcall('ZRANGEBYSCORE', ak, '-inf', now, 'LIMIT', 0, max))
+  if not expired or not zread(redis.pcall('ZRANGE', qkey(q, 'r'), 0, 0)) then
+    return nil
+  end
   local n = #expired
   if n == 0 then
     return 0

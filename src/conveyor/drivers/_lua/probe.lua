@@ -6,12 +6,13 @@ local now = now_ms()
 local next_at = -1
 for i = 2, #ARGV do
   local q = ARGV[i]
-  if redis.call('ZCARD', qkey(q, 'r')) > 0 then
+  local ready = redis.pcall('ZCARD', qkey(q, 'r'))
+  if type(ready) == 'number' and ready > 0 then
     return { now, 1, now }
   end
   for _, kind in ipairs({ 'd', 'a' }) do
-    local first = redis.call('ZRANGE', qkey(q, kind), 0, 0, 'WITHSCORES')
-    if #first > 0 then
+    local first = zread(redis.pcall('ZRANGE', qkey(q, kind), 0, 0, 'WITHSCORES'))
+    if first and #first > 0 then
       local at = tonumber(first[2])
       if at <= now then
         return { now, 1, now }

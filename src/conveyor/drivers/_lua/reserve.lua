@@ -15,9 +15,10 @@ for qi = 4, #ARGV do
     break
   end
   local q = ARGV[qi]
-  recover(q, now, 1000)
-  promote(q, now, 1000)
-  local popped = redis.call('ZPOPMIN', qkey(q, 'r'), limit - n)
+  local popped = {}
+  if recover(q, now, 1000) and promote(q, now, 1000) then
+    popped = redis.call('ZPOPMIN', qkey(q, 'r'), limit - n)
+  end
   local np = #popped
   if np > 0 then
     if not token then
