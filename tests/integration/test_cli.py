@@ -235,3 +235,16 @@ def test_demo_runs_to_a_summary(tmp_path: Path) -> None:
     listing = conveyor("dead", "list", "--url", f"sqlite:///{db}", cwd=tmp_path)
     assert listing.stdout.count("demo.poison") == 2  # and nothing else died
     assert "demo.cpu" not in listing.stdout
+
+
+def test_dead_letters_list_keeps_its_columns_at_80_columns(tmp_path: Path, url: str) -> None:
+    """Piped, or on an 80-column terminal, the table squeezed task, queue, attempts and error
+    to nothing (headers included): only the id and the time were left. Each job is now
+    listed on two unwrapped lines when the table does not fit."""
+    [job_id] = dispatch(url, [tasks_cli.boom(message="kaput").max_attempts(1)])
+    assert conveyor("worker", TASKS, "--url", url, "--burst", cwd=tmp_path).returncode == 0
+    listing = conveyor("dead", "list", "--url", url, cwd=tmp_path, env={"COLUMNS": "80"})
+    assert listing.returncode == 0, listing.stderr
+    info = job_infos(url, [job_id])[job_id]
+    for shown in (job_id, info.task, info.queue, "attempts 1", "ValueError: kaput"):
+        assert shown in listing.stdout

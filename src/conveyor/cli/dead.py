@@ -6,7 +6,9 @@ import asyncio
 from typing import Annotated
 
 import typer
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from conveyor.cli.jobs import fetch_job, render_job
 from conveyor.cli.loading import open_app
@@ -59,7 +61,26 @@ def list_(
                 shorten(error.message) if error else "",
                 when(job.finished_at),
             )
-        out.print(table)
+        natural = Measurement.get(out, out.options.update_width(10_000), table).maximum
+        if natural <= out.width:
+            out.print(table)
+            return
+        # narrower than the table (80 columns, or piped): squeezed, its columns showed
+        # nothing, headers included; one job per two lines instead, unwrapped for grep
+        out.print(table.title, style="bold")
+        for job in jobs:
+            error = job.error
+            out.print(
+                Text.assemble(
+                    (job.id, "bold"),
+                    f"  {job.task}  {job.queue}  attempts {job.attempts}",
+                    f"  died {when(job.finished_at)}",
+                ),
+                soft_wrap=True,
+            )
+            if error:
+                message = f": {shorten(error.message)}"
+                out.print(Text.assemble("    ", (error.type, "red"), message), soft_wrap=True)
 
     asyncio.run(go())
 
