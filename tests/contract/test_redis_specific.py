@@ -379,6 +379,13 @@ def test_url_options() -> None:
         ("redis://localhost/0?retries=many", "retries must be a whole number"),
         ("redis://localhost/db", "bad database"),
         ("redis:///0", "no host"),
+        # redis-py's own numbers: they failed at the first call, as an outage or a ValueError
+        ("redis://localhost/0?socket_timeout=-1", "socket_timeout must be a number above 0"),
+        ("redis://localhost/0?socket_connect_timeout=soon", "socket_connect_timeout must be"),
+        ("redis://localhost/0?health_check_interval=-5", "health_check_interval must be"),
+        ("redis://localhost/0?db=x", "db must be a whole number"),
+        ("redis://localhost/0?socket_read_size=0", "socket_read_size is too small"),
+        ("redis://localhost/0?protocol=9", "protocol must be 2 or 3"),
     ],
 )
 def test_bad_urls_are_one_clear_error(bad: str, message: str) -> None:

@@ -10,6 +10,7 @@ server's certificate and host name unless told otherwise.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,12 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 _PREFIX = re.compile(r"[^{}\s]{1,100}")
+
+#: redis-py's number options, checked here: it would fail only at the first call, as an
+#: outage (retried) or a bare ValueError. Seconds: more than 0 (``health_check_interval``:
+#: 0 turns it off); counts: the least allowed.
+_SECONDS = {"socket_timeout": 0.0, "socket_connect_timeout": 0.0, "health_check_interval": -1.0}
+_COUNTS = {"db": 0, "socket_read_size": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +136,31 @@ def parse(url: str) -> RedisOptions:
             else:
                 max_connections = number
         elif key in REDIS_OPTIONS:
+            _check(key, value)
             passed.append((key, value))
         else:
             known = ", ".join(sorted({"prefix", "retries", "max_connections", *REDIS_OPTIONS}))
             raise ConfigurationError(f"unknown option {key!r} in Redis URL; known: {known}")
     redis_url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(passed), ""))
     return RedisOptions(redis_url, prefix, retries, max_connections)
+
+
+def _check(key: str, value: str) -> None:
+    """A redis-py number option in the URL is a number it takes, or a ConfigurationError."""
+    if key in _SECONDS:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+        if not seconds > _SECONDS[key] or math.isinf(seconds):
+            least = "0 or more" if _SECONDS[key] < 0 else "above 0"
+            raise ConfigurationError(f"{key} must be a number {least} (seconds), not {value!r}")
+    elif key in _COUNTS:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigurationError(f"{key} must be a whole number, not {value!r}") from None
+        if number < _COUNTS[key]:
+            raise ConfigurationError(f"{key} is too small: {number}")
+    elif key == "protocol" and value not in ("2", "3"):
+        raise ConfigurationError(f"protocol must be 2 or 3, not {value!r}")
