@@ -202,3 +202,34 @@ async def test_every_call_in_an_outage_is_a_broker_unavailable_error(server: Red
             await app.driver.reserve([QUEUE], 10, 30.0, "w")
         server.start()
         assert await (await step(5).dispatch()).status() == "queued"
+
+
+async def test_a_shutdown_while_redis_is_down_ends_after_the_grace(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The jobs finish, their acks can't be sent: the worker stops anyway once the grace
+    (at least ACK_GRACE) is over, says how many outcomes it could not send, and those
+    jobs run again when their leases expire. It used to retry the acks for ever."""
+    from conveyor.worker import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "ACK_GRACE", 0.5)
+    app = Conveyor(f"{server.url}?retries=1", default_queue=QUEUE, shutdown_grace=0.2)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    @app.task
+    async def hold(n: int) -> int:
+        started.set()
+        await release.wait()
+        return n
+
+    async with app:
+        await hold(1).dispatch()
+        worker = app.worker(concurrency=2)
+        run = asyncio.create_task(worker.run())
+        await asyncio.wait_for(started.wait(), 10)
+        server.kill()
+        release.set()  # the job finishes while the broker is away
+        worker.stop()
+        stats = await asyncio.wait_for(run, 10)
+    assert stats.reserved == 1 and stats.succeeded == 0  # counted once acknowledged
+    assert "worker.acks_unsent 1 outcomes" in caplog.text

@@ -51,6 +51,7 @@ class Acker:
         self._closing = False
         self._taken = 0  # batches out with the fetch loop
         self._sending = False
+        self._in_flight = 0  # outcomes in the batch being sent
         self._stopped = False  # close() cancelled the task
         self._hold = hold
         self._handoff = asyncio.Event()  # set when the fetch loop takes outcomes
@@ -114,9 +115,22 @@ class Acker:
             self._wakeup.set()
             await self._idle.wait()
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
+        """Send what is pending, then stop. With ``timeout``, give up after that many
+        seconds (the broker is away): what is unsent is logged, and those jobs run again
+        when their leases expire."""
         self._closing = True
-        await self.flush()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.flush()
+        except TimeoutError:
+            unsent = len(self._pending) + self._in_flight
+            log.error(
+                "worker.acks_unsent %d outcomes could not reach the broker in %.1fs; their "
+                "jobs run again when their leases expire",
+                unsent,
+                timeout,
+            )
         if self._task is not None:
             self._stopped = True
             self._task.cancel()
@@ -154,17 +168,21 @@ class Acker:
             while self._pending:
                 batch = self._pending[: self._batch_size]
                 del self._pending[: self._batch_size]
+                self._in_flight = len(batch)
                 try:
                     done = await self._driver.complete(batch)
                 except Exception as exc:
                     log.warning("worker.ack_failed retrying in %.2fs: %s", delay, exc)
+                    self._in_flight = 0
                     self._pending[:0] = batch
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
                 except BaseException:
+                    self._in_flight = 0
                     self._pending[:0] = batch  # counted as unsent if this ends the acker
                     raise
+                self._in_flight = 0
                 delay = 0.05
                 for outcome, ok in zip(batch, done, strict=True):
                     self._on_acked(outcome, ok)

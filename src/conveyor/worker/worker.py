@@ -35,6 +35,9 @@ from conveyor.worker.runner import CANCELLED, LOST, SHUTDOWN, Runner
 
 log = logging.getLogger("conveyor.worker")
 
+#: least time outcomes get to reach the broker on shutdown, whatever is left of the grace
+ACK_GRACE = 5.0
+
 
 @dataclass(slots=True)
 class WorkerStats:
@@ -354,6 +357,8 @@ class Worker:
 
     async def _shutdown(self) -> None:
         cfg = self.config
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + cfg.shutdown_grace
         self._stopping.set()
         # unstarted jobs go back without using an attempt
         while self._buffer:
@@ -379,5 +384,7 @@ class Worker:
                         self.acker.add(Outcome(job_id, token, OutcomeKind.RELEASE))
                 await asyncio.wait(pending, timeout=5)
         await self.leases.stop()
-        await self.acker.close()
+        # outcomes get what is left of the grace, and never less than ACK_GRACE: a broker
+        # that is away can't hold the shutdown up for ever (their leases will expire)
+        await self.acker.close(timeout=max(deadline - loop.time(), ACK_GRACE))
         await self.executors.close(timeout=5)
