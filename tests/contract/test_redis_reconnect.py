@@ -231,5 +231,6 @@ async def test_a_shutdown_while_redis_is_down_ends_after_the_grace(
         release.set()  # the job finishes while the broker is away
         worker.stop()
         stats = await asyncio.wait_for(run, 10)
-    assert stats.reserved == 1 and stats.succeeded == 0  # counted once acknowledged
+    assert stats.reserved == 1
+    assert stats.succeeded == 0  # counted once acknowledged
     assert "worker.acks_unsent 1 outcomes" in caplog.text

@@ -471,14 +471,16 @@ async def guarded(to: str, subject: str) -> None:
     guarded_calls.append((to, subject))
 
 
-def _payload(app: Conveyor, job_id: str, task_name: str, args: Any, v: int = 1) -> bytes:
+def _payload(
+    app: Conveyor, job_id: str, task_name: str, args: Any, v: int = 1, max_attempts: int = 3
+) -> bytes:
     envelope = Envelope(
         v=v,
         id=job_id,
         task=task_name,
         queue=app.settings.default_queue,
         args=msgspec.Raw(app.codec.encode(args)),
-        max_attempts=3,
+        max_attempts=max_attempts,
         enqueued_at=time.time(),
     )
     return app.codec.encode_envelope(envelope)
@@ -497,6 +499,15 @@ UNTRUSTED: list[tuple[str, Callable[[Conveyor, str], tuple[str, bytes]], str, st
         lambda app, i: (guarded.name, _payload(app, i, guarded.name, {}, v=2)),
         "DecodeError",
         "version 2",
+    ),
+    (
+        "no-attempts",  # docs/wire-format.md: max_attempts >= 1
+        lambda app, i: (
+            guarded.name,
+            _payload(app, i, guarded.name, {"to": "a", "subject": "b"}, max_attempts=0),
+        ),
+        "DecodeError",
+        "max_attempts",
     ),
     (
         "wrong-type",

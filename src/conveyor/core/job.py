@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
 
 import msgspec
 
@@ -44,7 +45,7 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     task: str
     queue: str
     args: msgspec.Raw
-    max_attempts: int
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)]
     enqueued_at: float
     timeout: float | None = None
     result_ttl: float | None = None
