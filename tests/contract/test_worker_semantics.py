@@ -408,12 +408,14 @@ async def test_lease_renewal_keeps_a_long_job_from_being_redelivered(app: Convey
     @task
     async def long_running() -> int:
         starts.append(current_job().attempt)
-        await asyncio.sleep(2.0)  # ten times the lease
+        await asyncio.sleep(2.5)  # five times the lease
         return len(starts)
 
     handle = await long_running().dispatch()
-    # two workers competing: either would take the job again if its lease lapsed
-    async with running(app, lease_seconds=0.2), running(app, lease_seconds=0.2):
+    # two workers competing: either would take the job again if its lease lapsed. (A
+    # lease of 0.2 s, renewed every 67 ms, was lost on a busy 2-core machine when one
+    # renewal of a private MySQL server took longer than that.)
+    async with running(app, lease_seconds=0.5), running(app, lease_seconds=0.5):
         assert await handle.result(timeout=15) == 1
     assert starts == [1]
     assert (await info(app, handle.id)).attempts == 1
