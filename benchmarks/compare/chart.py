@@ -58,7 +58,7 @@ def chart(path: Path, comp: Comparison, machine: dict[str, Any], subtitle: str) 
         order = ordered(lambda fw, sc=sc: median(comp.best_cell(fw, sc), "steady_throughput"))
         best = [comp.best_cell(fw, sc) for fw in order]
         ref = [comp.ref(fw, sc) for fw in order]
-        jobs = next((c.count for c in ref if c is not None), 0)
+        jobs = next((c.count for c in (*ref, *best) if c is not None), 0)
         series = [
             ("best setting", _stats(best, "throughput"), RED),
             ("concurrency 10", _stats(ref, "throughput"), BLUE),
