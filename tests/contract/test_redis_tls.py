@@ -134,3 +134,15 @@ async def test_a_server_that_asks_for_client_certificates(tmp_path: Path) -> Non
         assert "unreachable" in str(error)
     finally:
         server.kill()
+
+
+async def test_rediss_to_a_plain_server_says_it_may_not_speak_tls(tmp_path: Path) -> None:
+    """A plain server takes the TLS hello for a command that never ends: the handshake
+    times out. The error says what is likely wrong instead of only "unreachable"."""
+    plain = RedisServer(tmp_path)
+    try:
+        url = f"rediss://localhost:{plain.port}/0?retries=0&socket_connect_timeout=0.5"
+        error, _ = await _connect_error(url)
+    finally:
+        plain.kill()
+    assert "does not speak TLS, connect with redis://" in str(error)

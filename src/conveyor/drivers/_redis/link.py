@@ -73,6 +73,7 @@ class Link:
     def __init__(self, options: RedisOptions, where: str) -> None:
         self.loop = asyncio.get_running_loop()
         self.where = where
+        self._tls = options.url.lower().startswith("rediss:")
         retry = _Retry(FullJitterBackoff(cap=2.0, base=0.05), options.retries)
         self.pool = BlockingConnectionPool.from_url(
             options.url,
@@ -168,7 +169,11 @@ class Link:
                 f"Redis at {self.where}: TLS certificate verification failed: {reason}; {hint}"
             )
         if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-            return BrokerUnavailableError(f"Redis at {self.where} is unreachable: {exc}")
+            hint = ""
+            if self._tls and "Timeout connecting" in str(exc):
+                # a plain server reads the TLS hello as a command that never ends
+                hint = "; if that port does not speak TLS, connect with redis:// instead"
+            return BrokerUnavailableError(f"Redis at {self.where} is unreachable: {exc}{hint}")
         return BrokerError(f"Redis at {self.where}: {exc}")
 
     async def close(self) -> None:
