@@ -39,11 +39,15 @@ async def test_expired_lease_is_redelivered_with_attempt_and_death_counted(
 async def test_renew_keeps_a_job_from_redelivery(
     driver: Driver, other_driver: Driver, queue: str
 ) -> None:
+    # a lease of 0.6 s renewed every 0.2 s: a renewal may take up to 0.4 s (one commit of a
+    # private MySQL server on a busy 2-core machine once took over the 0.1 s that a 0.2 s
+    # lease renewed every 0.1 s left it)
+    lease = 3 * SHORT
     await enqueue(driver, queue)
-    job = await reserve_one(driver, queue, lease=SHORT)
-    for _ in range(5):  # 0.5 s in all, well past the first lease
-        await asyncio.sleep(SHORT / 2)
-        renewed = await driver.renew([(job.id, job.token)], SHORT)
+    job = await reserve_one(driver, queue, lease=lease)
+    for _ in range(5):  # 1 s in all, well past the first lease
+        await asyncio.sleep(SHORT)
+        renewed = await driver.renew([(job.id, job.token)], lease)
         assert renewed.lost == frozenset()
         assert await other_driver.reserve([queue], 1, LEASE, "w2") == []
     assert await status_of(driver, job.id) is JobStatus.ACTIVE
