@@ -173,16 +173,16 @@ class Acker:
                     done = await self._driver.complete(batch)
                 except Exception as exc:
                     log.warning("worker.ack_failed retrying in %.2fs: %s", delay, exc)
-                    self._in_flight = 0
                     self._pending[:0] = batch
+                    self._in_flight = 0
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
                 except BaseException:
-                    self._in_flight = 0
                     self._pending[:0] = batch  # counted as unsent if this ends the acker
                     raise
-                self._in_flight = 0
+                finally:
+                    self._in_flight = 0
                 delay = 0.05
                 for outcome, ok in zip(batch, done, strict=True):
                     self._on_acked(outcome, ok)

@@ -212,6 +212,12 @@ local function zread(r)
   return r
 end
 
+-- Whether the queue's ready set can take members (checked only by a call about to add
+-- some, so that a reserve with nothing to move pays no extra command).
+local function ready_ok(q)
+  return zread(redis.pcall('ZRANGE', qkey(q, 'r'), 0, 0)) ~= nil
+end
+
 -- Delayed jobs that are due move to the ready set; a scheduled one becomes queued.
 -- Returns how many, or nil if the queue's sets are not sorted sets.
 local function promote(q, now, max)
@@ -223,6 +229,9 @@ local function promote(q, now, max)
   local n = #due
   if n == 0 then
     return 0
+  end
+  if not ready_ok(q) then
+    return nil
   end
   local ready = { n = 0 }
   local scheduled = 0
@@ -257,12 +266,15 @@ end
 local function recover(q, now, max)
   local ak = qkey(q, 'a')
   local expired = zread(redis.pcall('ZRANGEBYSCORE', ak, '-inf', now, 'LIMIT', 0, max))
-  if not expired or not zread(redis.pcall('ZRANGE', qkey(q, 'r'), 0, 0)) then
+  if not expired then
     return nil
   end
   local n = #expired
   if n == 0 then
     return 0
+  end
+  if not ready_ok(q) then
+    return nil
   end
   local ready = { n = 0 }
   for i = 1, n do

@@ -17,7 +17,7 @@ for qi = 4, #ARGV do
   local q = ARGV[qi]
   local popped = {}
   if recover(q, now, 1000) and promote(q, now, 1000) then
-    popped = redis.call('ZPOPMIN', qkey(q, 'r'), limit - n)
+    popped = zread(redis.pcall('ZPOPMIN', qkey(q, 'r'), limit - n)) or {}
   end
   local np = #popped
   if np > 0 then
